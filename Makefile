@@ -21,16 +21,17 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Regenerate the CRDs in config/crd/bases.
-	rm -f config/crd/bases/*.yaml
+manifests: $(CONTROLLER_GEN) ## Regenerate the CRDs (config/crd/bases) and the controller's RBAC (config/rbac/controller).
+	rm -f config/crd/bases/*.yaml config/rbac/controller/role.yaml
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=ironlb-controller paths=./controller/... output:rbac:dir=config/rbac/controller
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail if generated code or CRDs are stale (regenerates them in place).
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r api config/crd "$$tmp/"; \
+	cp -r api config/crd config/rbac "$$tmp/"; \
 	$(MAKE) -s generate manifests >/dev/null; \
-	if ! diff -r "$$tmp/api" api || ! diff -r "$$tmp/crd" config/crd; then \
+	if ! diff -r "$$tmp/api" api || ! diff -r "$$tmp/crd" config/crd || ! diff -r "$$tmp/rbac" config/rbac; then \
 	  echo "generated files were stale; they are regenerated now: review and commit them"; exit 1; \
 	fi
 

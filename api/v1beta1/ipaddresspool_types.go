@@ -72,12 +72,16 @@ type ServiceAllocation struct {
 // maximum: an IPv6 /64 holds more addresses than an int64 can count.
 type IPAddressPoolStatus struct {
 	// AssignedIPv4 is the number of IPv4 addresses of the pool held by Services.
+	// +optional
 	AssignedIPv4 int64 `json:"assignedIPv4"`
 	// AssignedIPv6 is the number of IPv6 addresses of the pool held by Services.
+	// +optional
 	AssignedIPv6 int64 `json:"assignedIPv6"`
 	// AvailableIPv4 is the number of IPv4 addresses of the pool still free.
+	// +optional
 	AvailableIPv4 int64 `json:"availableIPv4"`
 	// AvailableIPv6 is the number of IPv6 addresses of the pool still free.
+	// +optional
 	AvailableIPv6 int64 `json:"availableIPv6"`
 }
 

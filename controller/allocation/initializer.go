@@ -1,0 +1,101 @@
+package allocation
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/ironlb/ironlb/internal/allocator"
+)
+
+// Initializer runs once, on the leader, before any allocation: it loads the configuration,
+// adopts every address Services already show (written by an earlier ironlb, or by MetalLB
+// before the switch), then opens the gate and queues every Service.
+type Initializer struct {
+	Cache   cache.Cache
+	Client  client.Client
+	Config  *ConfigReconciler
+	State   *State
+	Events  events.EventRecorder
+	LBClass string
+}
+
+// Start implements manager.Runnable.
+func (i *Initializer) Start(ctx context.Context) error {
+	logger := log.FromContext(ctx).WithName("initializer")
+	if !i.Cache.WaitForCacheSync(ctx) {
+		return errors.New("adopt existing assignments: caches did not sync")
+	}
+	if err := i.Config.Apply(ctx); err != nil {
+		// Without a configuration nothing can be allocated, but addresses are still adopted
+		// (AllowOrphan) so none is handed out twice once one arrives.
+		logger.Error(err, "load configuration at start")
+	}
+	svcs := &corev1.ServiceList{}
+	if err := i.Client.List(ctx, svcs); err != nil {
+		return err
+	}
+	// Oldest first: if two Services claim one address, the one that had it first keeps it.
+	items := svcs.Items
+	slices.SortFunc(items, func(a, b corev1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	adopted := 0
+	for idx := range items {
+		svc := &items[idx]
+		ips := ingressIPs(svc)
+		if len(ips) == 0 || !Served(svc, i.LBClass) {
+			continue
+		}
+		ns := &corev1.Namespace{}
+		_ = i.Client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns)
+		req, err := Request(svc, ns.Labels)
+		if err != nil {
+			// Malformed annotations must not cost the Service its address: adopt it under a
+			// request built from what it holds.
+			req = holdingRequest(svc, ips)
+		}
+		if err := i.State.Alloc.Assign(req, ips, allocator.AssignOptions{AllowOrphan: true}); err != nil {
+			i.Events.Eventf(svc, nil, corev1.EventTypeWarning, ReasonAdoptionConflict, "Adopt",
+				"could not keep IP %s: %v; the Service gets a new address", ipList(ips), err)
+			continue
+		}
+		adopted++
+	}
+	i.State.ready.Store(true)
+	logger.Info("adopted existing assignments", "services", adopted)
+	for idx := range items {
+		if items[idx].Spec.Type == corev1.ServiceTypeLoadBalancer || len(items[idx].Status.LoadBalancer.Ingress) > 0 {
+			i.State.requeueService(svcKey(&items[idx]))
+		}
+	}
+	return nil
+}
+
+// holdingRequest describes a Service by the addresses it holds, for adoption when its own
+// request cannot be parsed.
+func holdingRequest(svc *corev1.Service, ips []netip.Addr) allocator.Service {
+	req := allocator.Service{Key: svcKey(svc), Namespace: svc.Namespace}
+	for _, ip := range ips {
+		f := allocator.IPv4
+		if ip.Is6() {
+			f = allocator.IPv6
+		}
+		req.IPFamilies = append(req.IPFamilies, f)
+	}
+	if len(ips) == 2 {
+		req.FamilyPolicy = allocator.RequireDualStack
+	}
+	return req
+}

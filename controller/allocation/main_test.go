@@ -1,0 +1,71 @@
+package allocation_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/ironlb/ironlb/controller/app"
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	// Errors only: a failing test shows why, a passing one stays quiet.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop test control plane:", err)
+	}
+	os.Exit(code)
+}
+
+// startController runs a controller in this process against the test API server, reading its
+// configuration from configNS, until the test ends or stop is called. It returns stop, which
+// waits for the controller to exit.
+func startController(t *testing.T, configNS string, mutate ...func(*app.Config)) (stop func()) {
+	t.Helper()
+	cfg := app.Config{
+		Namespace: configNS, MetricsAddr: "0", ProbeAddr: "0",
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		LeaderElectionID: "ironlb-controller", QPS: 1000, Burst: 2000, Workers: 32,
+		Registry: prometheus.NewRegistry(), InProcessInstances: true,
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, env.Config) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("controller exited with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("controller did not stop within 30s")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}

@@ -1,0 +1,79 @@
+package allocation
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+)
+
+// PoolStatusReconciler writes each IPAddressPool's assigned and available counts, and the pool
+// metrics. Allocation changes queue the pool; a burst of them collapses into one write.
+type PoolStatusReconciler struct {
+	Client    client.Client
+	Namespace string
+	State     *State
+	Metrics   *Metrics
+}
+
+// SetupWithManager registers the reconciler.
+func (r *PoolStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ns := r.Namespace
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("pool-status").
+		For(&v1beta1.IPAddressPool{}).
+		WatchesRawSource(source.Channel(r.State.poolEvents, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request {
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: o.GetName()}}}
+			}))).
+		Complete(r)
+}
+
+// Reconcile recounts one pool from the allocator.
+func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if req.Namespace != r.Namespace {
+		return reconcile.Result{}, nil
+	}
+	pool := &v1beta1.IPAddressPool{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pool); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.forgetPool(req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("get IPAddressPool %s: %w", req.Name, err)
+	}
+	usage, ok := r.State.Alloc.Usage(req.Name)
+	if !ok {
+		// Not compiled (the configuration is invalid or not loaded yet): nothing to report.
+		return reconcile.Result{}, nil
+	}
+	want := v1beta1.IPAddressPoolStatus{
+		AssignedIPv4: usage.AssignedIPv4, AssignedIPv6: usage.AssignedIPv6,
+		AvailableIPv4: usage.AvailableIPv4, AvailableIPv6: usage.AvailableIPv6,
+	}
+	r.Metrics.pool(req.Name, want.AssignedIPv4, want.AssignedIPv6,
+		satAdd(want.AssignedIPv4, want.AvailableIPv4), satAdd(want.AssignedIPv6, want.AvailableIPv6))
+	if pool.Status == want {
+		return reconcile.Result{}, nil
+	}
+	patch := client.MergeFrom(pool.DeepCopy())
+	pool.Status = want
+	if err := r.Client.Status().Patch(ctx, pool, patch); err != nil {
+		return reconcile.Result{}, fmt.Errorf("write status of IPAddressPool %s: %w", req.Name, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+func satAdd(a, b int64) int64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return 1<<63 - 1
+}

@@ -1,0 +1,189 @@
+package allocation
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/ironlb/ironlb/internal/allocator"
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// State is what the reconcilers share: the allocator, the last valid configuration, the
+// start-up gate and the Services waiting for addresses.
+type State struct {
+	Alloc *allocator.Allocator
+
+	ready atomic.Bool
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	pending map[string]struct{} // Services that could not get addresses, retried on release
+	warned  map[string]string   // last Warning sent per Service, to send each cause once
+
+	// svcEvents re-queues Services (after the gate opens, a config change or a release);
+	// poolEvents re-queues pools whose usage changed.
+	svcEvents  chan event.GenericEvent
+	poolEvents chan event.GenericEvent
+}
+
+// NewState returns an empty state; the gate is closed until Initializer opens it.
+func NewState() *State {
+	return &State{
+		Alloc:      allocator.New(),
+		pending:    map[string]struct{}{},
+		warned:     map[string]string{},
+		svcEvents:  make(chan event.GenericEvent, 4096),
+		poolEvents: make(chan event.GenericEvent, 1024),
+	}
+}
+
+// Ready reports whether existing assignments have been adopted, so new ones may be made.
+func (s *State) Ready() bool { return s.ready.Load() }
+
+// Config returns the last valid configuration, or nil before the first.
+func (s *State) Config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// SetConfig installs a compiled configuration and returns the Services holding addresses no
+// pool contains any more (they keep them, see docs/controller.md).
+func (s *State) SetConfig(cfg *config.Config) (orphans []string) {
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	pools := make([]allocator.Pool, 0, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		pools = append(pools, toAllocatorPool(p))
+	}
+	return s.Alloc.SetPools(pools)
+}
+
+func (s *State) setPending(key string, pending bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pending {
+		s.pending[key] = struct{}{}
+	} else {
+		delete(s.pending, key)
+	}
+}
+
+// requeuePending queues every Service waiting for an address: something was freed.
+func (s *State) requeuePending() {
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.pending))
+	for k := range s.pending {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
+		s.requeueService(k)
+	}
+}
+
+func (s *State) requeueService(key string) {
+	ns, name := splitKey(key)
+	o := &metav1.PartialObjectMetadata{}
+	o.SetNamespace(ns)
+	o.SetName(name)
+	s.svcEvents <- event.GenericEvent{Object: o}
+}
+
+func (s *State) requeuePool(name string) {
+	if name == "" {
+		return
+	}
+	o := &metav1.PartialObjectMetadata{}
+	o.SetName(name)
+	select {
+	case s.poolEvents <- event.GenericEvent{Object: o}:
+	default:
+		// The queue already holds many pool updates; each one recounts from the allocator, so
+		// dropping one when full loses nothing once the queued ones run.
+	}
+}
+
+// warnOnce records the warning for key and reports whether it differs from the last one.
+func (s *State) warnOnce(key, msg string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.warned[key] == msg {
+		return false
+	}
+	s.warned[key] = msg
+	return true
+}
+
+func (s *State) clearWarning(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.warned, key)
+}
+
+func (s *State) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.warned, key)
+	delete(s.pending, key)
+}
+
+func splitKey(key string) (ns, name string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}
+
+func keyOf(n types.NamespacedName) string { return n.Namespace + "/" + n.Name }
+
+// toAllocatorPool converts a compiled pool into the allocator's view of it.
+func toAllocatorPool(p *config.Pool) allocator.Pool {
+	out := allocator.Pool{Name: p.Name, CIDRs: p.CIDRs, AutoAssign: p.AutoAssign, AvoidBuggyIPs: p.AvoidBuggyIPs}
+	if a := p.Allocation; a != nil {
+		sa := &allocator.ServiceAllocation{Priority: a.Priority, Namespaces: a.Namespaces}
+		for _, sel := range a.NamespaceSelectors {
+			sa.NamespaceSelectors = append(sa.NamespaceSelectors, selector{sel})
+		}
+		for _, sel := range a.ServiceSelectors {
+			sa.ServiceSelectors = append(sa.ServiceSelectors, selector{sel})
+		}
+		out.Allocation = sa
+	}
+	return out
+}
+
+// selector adapts a labels.Selector to the allocator, which owns a smaller Labels interface.
+type selector struct{ labels.Selector }
+
+func (s selector) Matches(l allocator.Labels) bool {
+	if ll, ok := l.(labels.Labels); ok {
+		return s.Selector.Matches(ll)
+	}
+	return s.Selector.Matches(lookup{l})
+}
+
+type lookup struct{ allocator.Labels }
+
+func (l lookup) Lookup(k string) (string, bool) { return l.Get(k), l.Has(k) }
+
+func addrsEqual(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,132 @@
+// Package app wires the controller: one controller-runtime manager, leader-elected, running the
+// configuration, Service allocation and pool status reconcilers of package allocation.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/api/v1beta2"
+	"github.com/ironlb/ironlb/controller/allocation"
+	"github.com/ironlb/ironlb/internal/scheme"
+)
+
+// Config is the controller's configuration; each field's default is the flag default in main.
+type Config struct {
+	// Namespace holds the metallb.io configuration, the ConfigurationState and the leader
+	// lease. Default metallb-system, where MetalLB users' objects already are.
+	Namespace string
+	// LBClass is the spec.loadBalancerClass served; "" (default) serves Services without one.
+	LBClass string
+	// MetricsAddr serves Prometheus metrics; "0" disables. Default 127.0.0.1:7472.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz; "0" disables. Default :7473.
+	ProbeAddr string
+	// LeaderElection: only the leader allocates. Default true.
+	LeaderElection bool
+	// LeaderElectionID names the Lease. Default ironlb-controller.
+	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election. Defaults 15s, 10s, 2s.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// QPS and Burst limit the client; defaults (1000, 2000) do not throttle a burst of Services.
+	QPS   float32
+	Burst int
+	// Workers is the number of Services reconciled at once. Default 32.
+	Workers int
+	// Registry receives the controller's metrics. Default controller-runtime's registry, which
+	// the metrics server serves.
+	Registry prometheus.Registerer
+	// InProcessInstances lets several controllers run in one process (tests): their
+	// controller names are not checked for uniqueness.
+	InProcessInstances bool
+}
+
+// The leader election Lease lives in the configuration namespace.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=metallb-system
+
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
+	s, err := scheme.New()
+	if err != nil {
+		return err
+	}
+	inNS := map[string]cache.Config{cfg.Namespace: {}}
+	le := cfg.LeaseDuration
+	rd := cfg.RenewDeadline
+	rp := cfg.RetryPeriod
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                  s,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:  cfg.ProbeAddr,
+		LeaderElection:          cfg.LeaderElection,
+		LeaderElectionID:        cfg.LeaderElectionID,
+		LeaderElectionNamespace: cfg.Namespace,
+		LeaseDuration:           &le,
+		RenewDeadline:           &rd,
+		RetryPeriod:             &rp,
+		// A replica that shuts down gives the lease up at once, so the standby takes over
+		// without waiting for it to expire. (Losing the lease otherwise ends the process.)
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Configuration and Secrets only from the configuration namespace; Services and
+			// Namespaces from everywhere.
+			&corev1.Secret{}:              {Namespaces: inNS},
+			&v1beta1.IPAddressPool{}:      {Namespaces: inNS},
+			&v1beta1.L2Advertisement{}:    {Namespaces: inNS},
+			&v1beta1.BGPAdvertisement{}:   {Namespaces: inNS},
+			&v1beta2.BGPPeer{}:            {Namespaces: inNS},
+			&v1beta1.BFDProfile{}:         {Namespaces: inNS},
+			&v1beta1.Community{}:          {Namespaces: inNS},
+			&v1beta1.ConfigurationState{}: {Namespaces: inNS},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = metrics.Registry
+	}
+	m, err := allocation.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	state := allocation.NewState()
+	rec := mgr.GetEventRecorder("ironlb-controller")
+	cr := &allocation.ConfigReconciler{Client: mgr.GetClient(), Namespace: cfg.Namespace, State: state, Events: rec, Metrics: m}
+	for _, setup := range []func(ctrl.Manager) error{
+		cr.SetupWithManager,
+		(&allocation.ServiceReconciler{Client: mgr.GetClient(), State: state, Events: rec, Metrics: m, LBClass: cfg.LBClass, Workers: cfg.Workers}).SetupWithManager,
+		(&allocation.PoolStatusReconciler{Client: mgr.GetClient(), Namespace: cfg.Namespace, State: state, Metrics: m}).SetupWithManager,
+	} {
+		if err := setup(mgr); err != nil {
+			return fmt.Errorf("set up controllers: %w", err)
+		}
+	}
+	if err := mgr.Add(&allocation.Initializer{Cache: mgr.GetCache(), Client: mgr.GetClient(), Config: cr, State: state, Events: rec, LBClass: cfg.LBClass}); err != nil {
+		return fmt.Errorf("add initializer: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
