@@ -76,8 +76,12 @@ func (i *Initializer) Start(ctx context.Context) error {
 	i.State.ready.Store(true)
 	logger.Info("adopted existing assignments", "services", adopted)
 	for idx := range items {
-		if items[idx].Spec.Type == corev1.ServiceTypeLoadBalancer || len(items[idx].Status.LoadBalancer.Ingress) > 0 {
-			i.State.requeueService(svcKey(&items[idx]))
+		svc := &items[idx]
+		// LoadBalancers to serve, plus any Service still carrying what we wrote: one turned into
+		// a ClusterIP while no controller ran must lose the pool annotation.
+		_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
+		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0 || annotated {
+			i.State.requeueService(svcKey(svc))
 		}
 	}
 	return nil

@@ -19,8 +19,13 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	// Errors only: a failing test shows why, a passing one stays quiet.
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	// Errors only: a failing test shows why, a passing one stays quiet. IRONLB_TEST_LOG=info
+	// shows everything.
+	level := zapcore.ErrorLevel
+	if os.Getenv("IRONLB_TEST_LOG") == "info" {
+		level = zapcore.InfoLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	var err error
 	if env, err = testenv.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

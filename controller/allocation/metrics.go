@@ -13,6 +13,7 @@ import (
 // family, never by address.
 type Metrics struct {
 	Allocations   prometheus.Counter
+	EventsSkipped prometheus.Counter
 	failures      *prometheus.CounterVec
 	reconcile     prometheus.Histogram
 	inUse         *prometheus.GaugeVec
@@ -26,6 +27,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Allocations: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ironlb", Subsystem: "controller", Name: "allocations_total",
 			Help: "Addresses assigned to Services (a dual-stack assignment counts once).",
+		}),
+		EventsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ironlb", Subsystem: "controller", Name: "events_skipped_total",
+			Help: "Normal IPAllocated Events not sent because of the burst limit (the Service status still shows the address).",
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ironlb", Subsystem: "controller", Name: "allocation_failures_total",
@@ -49,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 while the metallb.io configuration is invalid (the last valid one stays in force).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.Allocations, m.failures, m.reconcile, m.inUse, m.total, m.configInvalid} {
+	for _, c := range []prometheus.Collector{m.Allocations, m.EventsSkipped, m.failures, m.reconcile, m.inUse, m.total, m.configInvalid} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

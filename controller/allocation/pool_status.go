@@ -3,16 +3,23 @@ package allocation
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 )
+
+// poolStatusDelay is how long allocation changes to one pool are gathered before its status
+// is written.
+const poolStatusDelay = 500 * time.Millisecond
 
 // PoolStatusReconciler writes each IPAddressPool's assigned and available counts, and the pool
 // metrics. Allocation changes queue the pool; a burst of them collapses into one write.
@@ -29,10 +36,13 @@ func (r *PoolStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("pool-status").
 		For(&v1beta1.IPAddressPool{}).
-		WatchesRawSource(source.Channel(r.State.poolEvents, handler.EnqueueRequestsFromMapFunc(
-			func(_ context.Context, o client.Object) []reconcile.Request {
-				return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: o.GetName()}}}
-			}))).
+		// Allocation changes arrive one per Service; queueing the pool a moment later lets a
+		// burst of them collapse into one status write (the queue holds a key once).
+		WatchesRawSource(source.Channel(r.State.poolEvents, handler.Funcs{
+			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: e.Object.GetName()}}, poolStatusDelay)
+			},
+		})).
 		Complete(r)
 }
 

@@ -129,8 +129,9 @@ func Request(svc *corev1.Service, nsLabels map[string]string) (allocator.Service
 
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		// Local Services may share only with Services sending to the same pods: the same
-		// selector. Cluster Services share among themselves.
-		req.BackendKey = labels.Set(svc.Spec.Selector).String()
+		// selector. Cluster Services (key "") share among themselves, never with Local ones,
+		// even a Local one without a selector.
+		req.BackendKey = "local:" + labels.Set(svc.Spec.Selector).String()
 	}
 	for _, p := range svc.Spec.Ports {
 		proto := allocator.TCP

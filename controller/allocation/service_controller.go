@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
@@ -32,6 +33,9 @@ const (
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 )
 
+// gateRetry is how soon a Service seen before adoption finished is looked at again.
+const gateRetry = 200 * time.Millisecond
+
 // ServiceReconciler gives LoadBalancer Services addresses and writes them to the Service.
 type ServiceReconciler struct {
 	Client  client.Client
@@ -43,6 +47,12 @@ type ServiceReconciler struct {
 	// Workers is the number of Services reconciled at once. Default 32: status writes are
 	// I/O-bound, and the allocator itself takes a few microseconds.
 	Workers int
+	// AllocatedEvents limits Normal IPAllocated Events. Each Event is one more API write, as
+	// costly as the allocation itself, so in a burst (thousands of Services at start) they
+	// are sampled: the Service's status and annotation always show the assignment, skipped
+	// Events are counted in ironlb_controller_events_skipped_total, and Warnings are never
+	// limited. Default 20/s with a burst of 100.
+	AllocatedEvents *rate.Limiter
 }
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch;update
@@ -69,8 +79,9 @@ func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile brings one Service's addresses in line with the allocator.
 func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
 	if !r.State.Ready() {
-		// Initializer queues every Service once existing assignments are adopted.
-		return reconcile.Result{}, nil
+		// Existing assignments are not adopted yet. Initializer queues every Service it listed
+		// when it opens the gate; one created after its list must not be lost, so come back.
+		return reconcile.Result{RequeueAfter: gateRetry}, nil
 	}
 	start := time.Now()
 	defer func() { r.Metrics.observeReconcile(time.Since(start), err) }()
@@ -134,38 +145,52 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	return reconcile.Result{}, nil
 }
 
-// write makes the Service show res: status first (what users and speakers act on), then the
-// pool annotation. Each is one patch, sent only when something differs.
+// write makes the Service show res. Status and the pool annotation go in one merge patch to
+// the status subresource: the API server's Service status strategy keeps metadata changes
+// (it only resets spec), so an allocation costs one write. Should a server drop the
+// annotation from a status write, a second patch on the Service itself sets it.
 func (r *ServiceReconciler) write(ctx context.Context, svc *corev1.Service, res allocator.Result) error {
 	want := ingressFor(res.IPs)
-	if !ingressEqual(svc.Status.LoadBalancer.Ingress, want) {
-		patch := client.MergeFrom(svc.DeepCopy())
-		svc.Status.LoadBalancer.Ingress = want
-		if err := r.Client.Status().Patch(ctx, svc, patch); err != nil {
-			return fmt.Errorf("write status of service %s/%s: %w", svc.Namespace, svc.Name, err)
-		}
-		if len(res.IPs) > 0 {
-			r.Metrics.Allocations.Inc()
-			r.Events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonIPAllocated, "Allocate",
-				"Assigned IP %s from pool %q", ipList(res.IPs), res.Pool)
-			r.State.clearWarning(svcKey(svc))
-		}
+	statusOK := ingressEqual(svc.Status.LoadBalancer.Ingress, want)
+	annOK := svc.Annotations[AnnotationAllocatedFromPool] == res.Pool
+	if statusOK && annOK {
+		return nil
 	}
-	if cur := svc.Annotations[AnnotationAllocatedFromPool]; cur != res.Pool {
+	patch := client.MergeFrom(svc.DeepCopy())
+	svc.Status.LoadBalancer.Ingress = want
+	setPoolAnnotation(svc, res.Pool)
+	if err := r.Client.Status().Patch(ctx, svc, patch); err != nil {
+		return fmt.Errorf("write status of service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	if svc.Annotations[AnnotationAllocatedFromPool] != res.Pool {
 		patch := client.MergeFrom(svc.DeepCopy())
-		if res.Pool == "" {
-			delete(svc.Annotations, AnnotationAllocatedFromPool)
-		} else {
-			if svc.Annotations == nil {
-				svc.Annotations = map[string]string{}
-			}
-			svc.Annotations[AnnotationAllocatedFromPool] = res.Pool
-		}
+		setPoolAnnotation(svc, res.Pool)
 		if err := r.Client.Patch(ctx, svc, patch); err != nil {
 			return fmt.Errorf("write annotation %s of service %s/%s: %w", AnnotationAllocatedFromPool, svc.Namespace, svc.Name, err)
 		}
 	}
+	if !statusOK && len(res.IPs) > 0 {
+		r.Metrics.Allocations.Inc()
+		if r.AllocatedEvents == nil || r.AllocatedEvents.Allow() {
+			r.Events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonIPAllocated, "Allocate",
+				"Assigned IP %s from pool %q", ipList(res.IPs), res.Pool)
+		} else {
+			r.Metrics.EventsSkipped.Inc()
+		}
+		r.State.clearWarning(svcKey(svc))
+	}
 	return nil
+}
+
+func setPoolAnnotation(svc *corev1.Service, pool string) {
+	if pool == "" {
+		delete(svc.Annotations, AnnotationAllocatedFromPool)
+		return
+	}
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[AnnotationAllocatedFromPool] = pool
 }
 
 // clear releases a Service that is no longer ours (not a LoadBalancer any more, another

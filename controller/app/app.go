@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -82,7 +83,13 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		// A replica that shuts down gives the lease up at once, so the standby takes over
 		// without waiting for it to expire. (Losing the lease otherwise ends the process.)
 		LeaderElectionReleaseOnCancel: true,
-		Controller:                    ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
+		Controller: ctrlconfig.Controller{
+			SkipNameValidation: &cfg.InProcessInstances,
+			// controller-runtime v0.24.1's priority queue can deadlock on shutdown under load
+			// (kubernetes-sigs/controller-runtime#3538, fixed by #3540 after this release); the
+			// plain workqueue does the same job here.
+			UsePriorityQueue: new(false),
+		},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Configuration and Secrets only from the configuration namespace; Services and
 			// Namespaces from everywhere.
@@ -112,7 +119,8 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	cr := &allocation.ConfigReconciler{Client: mgr.GetClient(), Namespace: cfg.Namespace, State: state, Events: rec, Metrics: m}
 	for _, setup := range []func(ctrl.Manager) error{
 		cr.SetupWithManager,
-		(&allocation.ServiceReconciler{Client: mgr.GetClient(), State: state, Events: rec, Metrics: m, LBClass: cfg.LBClass, Workers: cfg.Workers}).SetupWithManager,
+		(&allocation.ServiceReconciler{Client: mgr.GetClient(), State: state, Events: rec, Metrics: m, LBClass: cfg.LBClass, Workers: cfg.Workers,
+			AllocatedEvents: rate.NewLimiter(20, 100)}).SetupWithManager,
 		(&allocation.PoolStatusReconciler{Client: mgr.GetClient(), Namespace: cfg.Namespace, State: state, Metrics: m}).SetupWithManager,
 	} {
 		if err := setup(mgr); err != nil {

@@ -73,8 +73,8 @@ func Start() (*Env, error) {
 		Scheme:                s,
 	}
 	// Dual-stack, as many bare-metal clusters are, so tests can create IPv6 and dual-stack
-	// Services.
-	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10:96::/112")
+	// Services; a /16 so benchmarks can create thousands of Services.
+	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112")
 	cfg, err := te.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start test control plane from %s: %w", assets, err)
