@@ -32,6 +32,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/controller/allocation"
+	"github.com/ironlb/ironlb/internal/testenv"
 )
 
 const waitFor = 30 * time.Second
@@ -42,19 +43,9 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it holds or the deadline passes; cond says what it last saw.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s; last seen: %s", what, waitFor, last)
+	testenv.Eventually(t, waitFor, what, cond)
 }
 
 // setup makes a configuration namespace holding the given pools (YAML specs by name) and a

@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -170,4 +172,36 @@ func RepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// Main is a test binary's TestMain: it starts the control plane into *env, runs the tests and
+// stops it, exiting with the tests' status.
+func Main(m *testing.M, env **Env) {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop test control plane:", err)
+	}
+	os.Exit(code)
+}
+
+// Eventually polls cond every 50ms until it holds, failing the test after timeout with what
+// cond last reported. Tests synchronise with this, never with sleeps.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s; last seen: %s", what, timeout, last)
 }
