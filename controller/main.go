@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,10 +29,18 @@ func main() {
 	qps := flag.Float64("kube-api-qps", 1000, "client queries per second to the API server")
 	flag.IntVar(&cfg.Burst, "kube-api-burst", 2000, "client burst to the API server")
 	flag.IntVar(&cfg.Workers, "workers", 32, "Services reconciled at once")
+	flag.IntVar(&cfg.WebhookPort, "webhook-port", 9443, "port of the validating admission webhook; 0 disables it")
+	flag.StringVar(&cfg.WebhookCertDir, "webhook-cert-dir", "", "directory for the webhook's serving certificate; empty uses a temporary directory")
+	flag.StringVar(&cfg.WebhookServiceName, "webhook-service-name", "ironlb-webhook", "Service in front of the webhook, named in its certificate")
+	flag.StringVar(&cfg.WebhookConfigurationName, "webhook-configuration-name", "ironlb-validating-webhook", "ValidatingWebhookConfiguration whose caBundle the controller keeps")
+	hosts := flag.String("webhook-hosts", "", "comma-separated extra IP addresses named in the webhook's certificate")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	cfg.QPS = float32(*qps)
+	if *hosts != "" {
+		cfg.WebhookHosts = strings.Split(*hosts, ",")
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
 	if err := run(cfg); err != nil {

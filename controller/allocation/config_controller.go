@@ -21,6 +21,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/configlist"
 )
 
 // ConfigurationStateName is the name of the controller's ConfigurationState object.
@@ -67,7 +68,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 // Apply compiles the current snapshot, installs it if usable, records the outcome in the
 // ConfigurationState, and re-queues the Services and pools it affects.
 func (r *ConfigReconciler) Apply(ctx context.Context) error {
-	snap, err := r.snapshot(ctx)
+	snap, err := configlist.List(ctx, r.Client, r.Namespace)
 	if err != nil {
 		return err
 	}
@@ -87,26 +88,6 @@ func (r *ConfigReconciler) Apply(ctx context.Context) error {
 	}
 	r.Metrics.setConfigInvalid(cfg == nil)
 	return r.writeState(ctx, cfg, cerr)
-}
-
-func (r *ConfigReconciler) snapshot(ctx context.Context) (config.Snapshot, error) {
-	var s config.Snapshot
-	in := client.InNamespace(r.Namespace)
-	pools, l2s, bgps := &v1beta1.IPAddressPoolList{}, &v1beta1.L2AdvertisementList{}, &v1beta1.BGPAdvertisementList{}
-	peers, bfds, comms := &v1beta2.BGPPeerList{}, &v1beta1.BFDProfileList{}, &v1beta1.CommunityList{}
-	secrets := &corev1.SecretList{}
-	for _, l := range []client.ObjectList{pools, l2s, bgps, peers, bfds, comms, secrets} {
-		if err := r.Client.List(ctx, l, in); err != nil {
-			return s, fmt.Errorf("list configuration in %s: %w", r.Namespace, err)
-		}
-	}
-	s.Pools, s.L2Advs, s.BGPAdvs = pools.Items, l2s.Items, bgps.Items
-	s.Peers, s.BFDProfiles, s.Communities = peers.Items, bfds.Items, comms.Items
-	s.Secrets = make(map[string]corev1.Secret, len(secrets.Items))
-	for _, sec := range secrets.Items {
-		s.Secrets[sec.Name] = sec
-	}
-	return s, nil
 }
 
 func (r *ConfigReconciler) requeueServices(ctx context.Context) {

@@ -2,14 +2,10 @@ package allocation_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zapcore"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/ironlb/ironlb/controller/app"
 	"github.com/ironlb/ironlb/internal/testenv"
@@ -17,16 +13,7 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	// Errors only: a failing test shows why, a passing one stays quiet. IRONLB_TEST_LOG=info
-	// shows everything.
-	level := zapcore.ErrorLevel
-	if os.Getenv("IRONLB_TEST_LOG") == "info" {
-		level = zapcore.InfoLevel
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
-	testenv.Main(m, &env)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 // startController runs a controller in this process against the test API server, reading its
 // configuration from configNS, until the test ends or stop is called. It returns stop, which

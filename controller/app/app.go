@@ -1,10 +1,14 @@
 // Package app wires the controller: one controller-runtime manager, leader-elected, running the
-// configuration, Service allocation and pool status reconcilers of package allocation.
+// configuration, Service allocation and pool status reconcilers of package allocation, and, in
+// every replica, the validating webhook of package webhook.
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,12 +20,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/controller/allocation"
+	"github.com/ironlb/ironlb/controller/webhook"
 	"github.com/ironlb/ironlb/internal/scheme"
 )
 
@@ -53,10 +61,30 @@ type Config struct {
 	// InProcessInstances lets several controllers run in one process (tests): their
 	// controller names are not checked for uniqueness.
 	InProcessInstances bool
+
+	// WebhookPort serves the validating admission webhook (every replica, not only the leader);
+	// 0 (the zero value) runs no webhook. Default 9443.
+	WebhookPort int
+	// WebhookCertDir receives the serving certificate the webhook's CertManager keeps in the
+	// Secret ironlb-webhook-cert; "" (default) uses a fresh temporary directory.
+	WebhookCertDir string
+	// WebhookServiceName is the Service in Namespace in front of the webhook, named in the
+	// certificate as <name>.<namespace>.svc and .svc.cluster.local. Default ironlb-webhook.
+	WebhookServiceName string
+	// WebhookConfigurationName is the ValidatingWebhookConfiguration whose caBundle is kept;
+	// "" keeps none. Default ironlb-validating-webhook.
+	WebhookConfigurationName string
+	// WebhookHosts are extra IP addresses the certificate names. Default none.
+	WebhookHosts []string
 }
 
 // The leader election Lease lives in the configuration namespace.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=metallb-system
+
+// The webhook's certificate Secret lives in the configuration namespace; every replica may
+// create or rotate it, and keeps the caBundle of the ValidatingWebhookConfiguration.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;update,namespace=metallb-system
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;update;patch
 
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
@@ -136,5 +164,51 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	if cfg.WebhookPort != 0 {
+		cleanup, err := addWebhook(mgr, cfg)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
 	return mgr.Start(ctx)
+}
+
+// addWebhook adds the validating webhook, served by every replica once its CertManager has
+// written a certificate; /readyz fails until it serves. cleanup removes a temporary CertDir.
+func addWebhook(mgr ctrl.Manager, cfg Config) (cleanup func(), err error) {
+	cleanup = func() {}
+	var ips []netip.Addr
+	for _, h := range cfg.WebhookHosts {
+		ip, err := netip.ParseAddr(h)
+		if err != nil {
+			return cleanup, fmt.Errorf("webhook host %q: not an IP address: %w", h, err)
+		}
+		ips = append(ips, ip)
+	}
+	dir := cfg.WebhookCertDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "ironlb-webhook-"); err != nil {
+			return cleanup, fmt.Errorf("make webhook certificate directory: %w", err)
+		}
+		cleanup = func() { _ = os.RemoveAll(dir) }
+	}
+	svc := cmp.Or(cfg.WebhookServiceName, "ironlb-webhook")
+	certs := &webhook.CertManager{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: cfg.Namespace,
+		WebhookConfigurationName: cfg.WebhookConfigurationName,
+		DNSNames:                 []string{svc + "." + cfg.Namespace + ".svc", svc + "." + cfg.Namespace + ".svc.cluster.local"},
+		IPs:                      ips, CertDir: dir,
+	}
+	srv := crwebhook.NewServer(crwebhook.Options{Port: cfg.WebhookPort, CertDir: dir})
+	(&webhook.Validator{Reader: mgr.GetClient(), Namespace: cfg.Namespace, Decoder: admission.NewDecoder(mgr.GetScheme())}).Register(srv)
+	for _, r := range []manager.Runnable{certs, &webhook.Serve{Server: srv, Certs: certs}} {
+		if err := mgr.Add(r); err != nil {
+			return cleanup, fmt.Errorf("add webhook: %w", err)
+		}
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return cleanup, err
+	}
+	return cleanup, nil
 }

@@ -20,13 +20,16 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/ironlb/ironlb/internal/scheme"
 )
@@ -175,8 +178,14 @@ func RepoRoot() (string, error) {
 }
 
 // Main is a test binary's TestMain: it starts the control plane into *env, runs the tests and
-// stops it, exiting with the tests' status.
+// stops it, exiting with the tests' status. Controllers started by the tests log errors only,
+// so a failing test shows why and a passing one stays quiet; IRONLB_TEST_LOG=info shows all.
 func Main(m *testing.M, env **Env) {
+	level := zapcore.ErrorLevel
+	if os.Getenv("IRONLB_TEST_LOG") == "info" {
+		level = zapcore.InfoLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
