@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,14 +32,15 @@ func TestHighAvailability(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteServices(t, ns) })
 	putPool(t, configNS, "ha", "{addresses: [10.60.0.0/24]}")
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
 	replica := func(c *app.Config) {
 		c.LeaderElection = true
 		c.LeaderElectionID = "ironlb-ha-test"
 		// Short timers keep the test quick; a clean stop releases the lease at once anyway.
 		c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	}
-	stopA := startController(t, configNS, replica)
-	stopB := startController(t, configNS, replica)
+	stopA := startController(t, configNS, replica, func(c *app.Config) { c.Registry = regA })
+	stopB := startController(t, configNS, replica, func(c *app.Config) { c.Registry = regB })
 
 	var mu sync.Mutex
 	var created []string
@@ -78,6 +80,11 @@ func TestHighAvailability(t *testing.T) {
 	if holder := leaseHolder(t, configNS); holder == "" {
 		t.Fatal("no replica holds the lease")
 	}
+	// Only the leader allocated: one replica counted all 40, the other none.
+	a, b := allocations(t, regA), allocations(t, regB)
+	if !(a == 40 && b == 0 || a == 0 && b == 40) {
+		t.Errorf("allocations by replica A = %v, B = %v; want all 40 by one of them", a, b)
+	}
 
 	// Stop A mid-burst, bring it back as a standby, then stop B mid-burst: whichever led,
 	// the lease moves at least once while Services keep arriving.
@@ -104,6 +111,21 @@ func TestHighAvailability(t *testing.T) {
 	if holder := leaseHolder(t, configNS); holder == "" {
 		t.Error("no replica holds the lease after the hand-overs")
 	}
+}
+
+// allocations reads ironlb_controller_allocations_total from one replica's registry.
+func allocations(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "ironlb_controller_allocations_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func leaseHolder(t *testing.T, ns string) string {

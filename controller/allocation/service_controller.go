@@ -156,12 +156,19 @@ func (r *ServiceReconciler) write(ctx context.Context, svc *corev1.Service, res 
 	if statusOK && annOK {
 		return nil
 	}
+	key := svcKey(svc)
+	if r.State.alreadyWritten(key, svc.ResourceVersion, res) {
+		// The cache still shows the version our last write replaced: that write holds.
+		return nil
+	}
+	from := svc.ResourceVersion
 	patch := client.MergeFrom(svc.DeepCopy())
 	svc.Status.LoadBalancer.Ingress = want
 	setPoolAnnotation(svc, res.Pool)
 	if err := r.Client.Status().Patch(ctx, svc, patch); err != nil {
 		return fmt.Errorf("write status of service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
+	r.State.recordWrite(key, from, res)
 	if svc.Annotations[AnnotationAllocatedFromPool] != res.Pool {
 		patch := client.MergeFrom(svc.DeepCopy())
 		setPoolAnnotation(svc, res.Pool)

@@ -25,6 +25,7 @@ type State struct {
 	cfg     *config.Config
 	pending map[string]struct{} // Services that could not get addresses, retried on release
 	warned  map[string]string   // last Warning sent per Service, to send each cause once
+	written map[string]write    // last write per Service, to recognise a cache that lags it
 
 	// svcEvents re-queues Services (after the gate opens, a config change or a release);
 	// poolEvents re-queues pools whose usage changed.
@@ -38,6 +39,7 @@ func NewState() *State {
 		Alloc:      allocator.New(),
 		pending:    map[string]struct{}{},
 		warned:     map[string]string{},
+		written:    map[string]write{},
 		svcEvents:  make(chan event.GenericEvent, 4096),
 		poolEvents: make(chan event.GenericEvent, 1024),
 	}
@@ -122,6 +124,27 @@ func (s *State) warnOnce(key, msg string) bool {
 	return true
 }
 
+// write is what a status write set and the resourceVersion it was based on.
+type write struct {
+	from string
+	res  allocator.Result
+}
+
+func (s *State) recordWrite(key, from string, res allocator.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written[key] = write{from: from, res: res}
+}
+
+// alreadyWritten reports whether the cache shows the very version our last write for key
+// replaced, and that write set res: the cache lags our own write, which needs no repeat.
+func (s *State) alreadyWritten(key, rv string, res allocator.Result) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.written[key]
+	return ok && w.from == rv && w.res.Pool == res.Pool && addrsEqual(w.res.IPs, res.IPs)
+}
+
 func (s *State) clearWarning(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,6 +156,7 @@ func (s *State) forget(key string) {
 	defer s.mu.Unlock()
 	delete(s.warned, key)
 	delete(s.pending, key)
+	delete(s.written, key)
 }
 
 func splitKey(key string) (ns, name string) {
