@@ -1,0 +1,293 @@
+package membership
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// eventType labels the member events counter.
+type eventType int
+
+const (
+	eventJoin eventType = iota
+	eventLeave
+	eventUpdate
+)
+
+func (e eventType) String() string {
+	switch e {
+	case eventJoin:
+		return "join"
+	case eventLeave:
+		return "leave"
+	case eventUpdate:
+		return "update"
+	default:
+		return fmt.Sprintf("eventType(%d)", int(e))
+	}
+}
+
+// Membership tracks the alive speakers. Create it with New and run it with Start.
+type Membership struct {
+	cfg Config
+	log logr.Logger
+
+	alive   prometheus.Gauge
+	events  *prometheus.CounterVec
+	changes chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	ml      *memberlist.Memberlist // set while running; nil before Start and after stop
+	members map[string]struct{}    // alive node names, maintained by the event delegate
+}
+
+// New validates cfg and registers the metrics on reg (nil: not registered). It starts nothing.
+func New(cfg Config, log logr.Logger, reg prometheus.Registerer) (*Membership, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("configure membership: %w", err)
+	}
+	m := &Membership{
+		cfg: cfg,
+		log: log.WithName("membership"),
+		alive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ironlb", Subsystem: "membership", Name: "members_alive",
+			Help: "Number of speakers this speaker sees alive, itself included.",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ironlb", Subsystem: "membership", Name: "member_events_total",
+			Help: "Membership events seen by this speaker, by type (join, leave, update).",
+		}, []string{"type"}),
+		changes: make(chan struct{}, 1),
+		members: map[string]struct{}{},
+	}
+	for _, e := range []eventType{eventJoin, eventLeave, eventUpdate} {
+		m.events.WithLabelValues(e.String())
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.alive, m.events} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register membership metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Start creates the memberlist, joins the seed peers in the background (retrying every
+// JoinRetryInterval until one join succeeds or another member joined us), and blocks until ctx
+// is done. It then announces a graceful leave, waiting at most LeaveTimeout, and shuts down.
+// It returns an error at once if the memberlist cannot be created (e.g. the port is taken).
+func (m *Membership) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("start membership: already started")
+	}
+	m.started = true
+	m.mu.Unlock()
+
+	mc := m.cfg.memberlistConfig()
+	mc.Events = (*eventDelegate)(m)
+	mc.Logger = log.New(&logWriter{log: m.log}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start membership on %s:%d: %w", mc.BindAddr, mc.BindPort, err)
+	}
+	m.mu.Lock()
+	m.ml = ml
+	m.mu.Unlock()
+
+	joinCtx, cancelJoin := context.WithCancel(ctx)
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		m.joinLoop(joinCtx, ml)
+	}()
+
+	<-ctx.Done()
+	cancelJoin()
+	err = m.stop(true)
+	<-joined // a Join in flight fails fast once the transport is shut down
+	return err
+}
+
+// stop leaves (if graceful) and shuts the memberlist down. Only the first call does anything.
+func (m *Membership) stop(graceful bool) error {
+	m.mu.Lock()
+	ml := m.ml
+	m.ml = nil
+	m.mu.Unlock()
+	if ml == nil {
+		return nil
+	}
+	var errs []error
+	if graceful {
+		if err := ml.Leave(m.cfg.LeaveTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("leave memberlist: %w", err))
+		}
+	}
+	if err := ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("shut down memberlist: %w", err))
+	}
+	m.mu.Lock()
+	clear(m.members)
+	m.alive.Set(0)
+	m.mu.Unlock()
+	m.notify()
+	return errors.Join(errs...)
+}
+
+// joinLoop joins the seed peers until one join succeeds or someone else joined this member.
+func (m *Membership) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	self := ml.LocalNode().FullAddress().Addr
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.tryJoin(ctx, ml, self) {
+			return
+		}
+		t.Reset(m.cfg.JoinRetryInterval)
+	}
+}
+
+// tryJoin makes one join attempt and reports whether this member is now part of a cluster.
+func (m *Membership) tryJoin(ctx context.Context, ml *memberlist.Memberlist, self string) bool {
+	if ml.NumMembers() > 1 {
+		return true
+	}
+	peers, err := m.cfg.Peers(ctx)
+	if err != nil {
+		m.log.Error(err, "List memberlist peers failed; retrying", "retryIn", m.cfg.JoinRetryInterval)
+		return false
+	}
+	peers = withoutSelf(peers, self, m.cfg.BindPort)
+	if len(peers) == 0 {
+		// Nobody to join yet; another speaker will join us, or the next listing finds one.
+		return false
+	}
+	n, err := ml.Join(peers)
+	if n > 0 {
+		m.log.Info("Joined memberlist", "peers", peers, "contacted", n)
+		return true
+	}
+	m.log.Error(err, "Join memberlist failed; retrying", "peers", peers, "retryIn", m.cfg.JoinRetryInterval)
+	return false
+}
+
+// withoutSelf drops this member's own address from peers: joining ourselves "succeeds" and would
+// end the join loop while we are alone.
+func withoutSelf(peers []string, self string, defaultPort int) []string {
+	selfAP, err := netip.ParseAddrPort(self)
+	out := make([]string, 0, len(peers))
+	for _, p := range peers {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if err == nil {
+			ap, perr := netip.ParseAddrPort(p)
+			if perr != nil {
+				if a, aerr := netip.ParseAddr(p); aerr == nil {
+					ap, perr = netip.AddrPortFrom(a, uint16(defaultPort)), nil
+				}
+			}
+			if perr == nil && ap.Addr().Unmap() == selfAP.Addr().Unmap() && ap.Port() == selfAP.Port() {
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Members returns the names of the alive members, this one included, sorted. It is empty when
+// not running.
+func (m *Membership) Members() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.members))
+	for n := range m.members {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Changes signals that Members may have changed. Signals are coalesced: one pending value stands
+// for any number of changes, so read Members after receiving.
+func (m *Membership) Changes() <-chan struct{} { return m.changes }
+
+func (m *Membership) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// eventDelegate receives memberlist's node events. memberlist calls it with its node lock held,
+// so it must not call back into memberlist; it only updates our own set.
+type eventDelegate Membership
+
+var _ memberlist.EventDelegate = (*eventDelegate)(nil)
+
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { (*Membership)(d).event(eventJoin, n) }
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { (*Membership)(d).event(eventLeave, n) }
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { (*Membership)(d).event(eventUpdate, n) }
+
+func (m *Membership) event(e eventType, n *memberlist.Node) {
+	m.events.WithLabelValues(e.String()).Inc()
+	m.mu.Lock()
+	switch e {
+	case eventJoin:
+		m.members[n.Name] = struct{}{}
+	case eventLeave:
+		delete(m.members, n.Name)
+	}
+	m.alive.Set(float64(len(m.members)))
+	m.mu.Unlock()
+	m.log.V(1).Info("Member event", "event", e.String(), "node", n.Name, "address", n.Address())
+	m.notify()
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into structured log entries.
+type logWriter struct{ log logr.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	msg := strings.TrimPrefix(line, "[")
+	level, rest, ok := strings.Cut(msg, "] ")
+	if !ok {
+		level, rest = "", line
+	}
+	rest = strings.TrimPrefix(rest, "memberlist: ")
+	switch level {
+	case "ERR", "ERROR":
+		w.log.Error(nil, rest)
+	case "WARN":
+		w.log.Info(rest, "level", "warning")
+	case "DEBUG", "TRACE":
+		w.log.V(2).Info(rest)
+	default:
+		w.log.V(1).Info(rest)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,312 @@
+package l2
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+
+	"github.com/ironlb/ironlb/e2etest/lab"
+)
+
+// IP plan of the lab tests (see e2etest/lab): prefix "ilbt-l2", 3 nodes, no pods.
+//
+//	client  192.168.50.2   fd00:50::2   02:00:c0:a8:32:02
+//	node1   192.168.50.11  fd00:50::11  02:00:c0:a8:32:0b
+//	node2   192.168.50.12  fd00:50::12  02:00:c0:a8:32:0c
+//	VIPs    192.168.50.50, fd00:50::50 (never on an interface)
+const labPrefix = "ilbt-l2"
+
+var (
+	labVIP4 = netip.MustParseAddr("192.168.50.50")
+	labVIP6 = netip.MustParseAddr("fd00:50::50")
+)
+
+func startLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to build network namespaces")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.Config{Prefix: labPrefix, Nodes: 3, PodsPerNode: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return l
+}
+
+// withNetns runs fn on the calling goroutine's OS thread after moving that thread into the
+// named network namespace, so sockets fn opens live there. Afterwards the thread goes back to
+// its original namespace; if that fails it stays locked and the runtime retires it. This
+// matters when the thread is the main thread: `ip netns pids` (used by lab.Close) would
+// otherwise list the test process in a lab namespace and kill it.
+func withNetns(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", ns, err)
+	}
+	fnErr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("return from netns %s: %w", ns, err) // thread stays locked
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
+// inNetns runs fn inside the named namespace on its own goroutine and returns its result.
+func inNetns[T any](t *testing.T, ns string, fn func() (T, error)) T {
+	t.Helper()
+	var v T
+	done := make(chan error, 1)
+	go func() {
+		done <- withNetns(ns, func() error {
+			var err error
+			v, err = fn()
+			return err
+		})
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// startResponder runs a Responder on eth0 of the node until the test ends. Its sockets are
+// open when it returns.
+func startResponder(t *testing.T, n *lab.Node) *Responder {
+	t.Helper()
+	r := inNetns(t, n.Name, func() (*Responder, error) {
+		ifi, err := net.InterfaceByName(n.Iface)
+		if err != nil {
+			return nil, err
+		}
+		return NewResponder(ifi, WithAnnounceSchedule(0, 500*time.Millisecond, time.Second, 2*time.Second)), nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("responder on %s: %v", n.Name, err)
+		}
+	})
+	go func() {
+		stopped <- withNetns(n.Name, func() error { return r.Start(ctx) })
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		running := r.run != nil
+		r.mu.Unlock()
+		if running {
+			return r
+		}
+		select {
+		case err := <-stopped:
+			stopped <- err
+			t.Fatalf("responder on %s stopped: %v", n.Name, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("responder on %s did not start", n.Name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var bracketMAC = regexp.MustCompile(`\[([0-9A-Fa-f:]{17})\]`)
+
+// arping returns the MACs of the replies the client gets for ip (one entry per reply).
+func arping(t *testing.T, l *lab.Lab, ip netip.Addr, count int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// arping exits 1 when nothing answered; the output tells.
+	out, _ := l.Client.Exec(ctx, "arping", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", l.Client.Iface, ip.String())
+	var macs []string
+	for _, m := range bracketMAC.FindAllStringSubmatch(out, -1) {
+		macs = append(macs, strings.ToLower(m[1]))
+	}
+	return macs
+}
+
+func TestLabARP(t *testing.T) {
+	l := startLab(t)
+	if _, err := os.Stat("/usr/sbin/arping"); err != nil {
+		if _, err := os.Stat("/usr/bin/arping"); err != nil {
+			t.Skip("arping (iputils-arping) not installed")
+		}
+	}
+	node1, node2 := l.Nodes[0], l.Nodes[1]
+	r1 := startResponder(t, node1)
+	r2 := startResponder(t, node2)
+	r2.SetOwned([]netip.Addr{netip.MustParseAddr("192.168.50.51")})
+	r1.SetOwned([]netip.Addr{labVIP4})
+
+	t.Run("owner answers alone", func(t *testing.T) {
+		macs := arping(t, l, labVIP4, 3)
+		if len(macs) < 3 {
+			t.Fatalf("got %d replies %v, want 3", len(macs), macs)
+		}
+		for _, m := range macs {
+			if m != node1.MAC.String() {
+				t.Errorf("reply from %s, want only %s (node1)", m, node1.MAC)
+			}
+		}
+	})
+	t.Run("no answer after loss", func(t *testing.T) {
+		r1.SetOwned(nil)
+		if macs := arping(t, l, labVIP4, 2); len(macs) != 0 {
+			t.Errorf("got replies %v after SetOwned(nil), want none", macs)
+		}
+	})
+}
+
+func TestLabNDP(t *testing.T) {
+	l := startLab(t)
+	node1 := l.Nodes[0]
+	r1 := startResponder(t, node1)
+	_ = startResponder(t, l.Nodes[1])
+	r1.SetOwned([]netip.Addr{labVIP6})
+
+	t.Run("unicast NUD without source link-layer option", func(t *testing.T) {
+		// Send the probe to node1's MAC from a packet socket in the client namespace and
+		// read the advertisement there.
+		got := inNetns(t, l.Client.Name, func() (string, error) {
+			ifi, err := net.InterfaceByName(l.Client.Iface)
+			if err != nil {
+				return "", err
+			}
+			c, err := packet.Listen(ifi, packet.Datagram, etherTypeIPv6, nil)
+			if err != nil {
+				return "", err
+			}
+			defer c.Close()
+			probe := buildNS(t, l.Client.IPv6, labVIP6, labVIP6, nil)
+			buf := make([]byte, 1500)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, err := c.WriteTo(probe, &packet.Addr{HardwareAddr: node1.MAC}); err != nil {
+					return "", err
+				}
+				_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				for {
+					n, from, err := c.ReadFrom(buf)
+					if err != nil {
+						break // timeout: probe again
+					}
+					if n < ipv6HeaderLen+4 || buf[6] != protoICMPv6 {
+						continue
+					}
+					m, err := ndp.ParseMessage(buf[ipv6HeaderLen:n])
+					if err != nil {
+						continue
+					}
+					na, ok := m.(*ndp.NeighborAdvertisement)
+					if !ok || na.TargetAddress != labVIP6 {
+						continue
+					}
+					return fmt.Sprintf("from=%s solicited=%v override=%v", from.(*packet.Addr).HardwareAddr, na.Solicited, na.Override), nil
+				}
+			}
+			return "no advertisement", nil
+		})
+		want := fmt.Sprintf("from=%s solicited=true override=true", node1.MAC)
+		if got != want {
+			t.Errorf("answer to unicast NUD: %s, want %s", got, want)
+		}
+	})
+}
+
+// neighMAC returns the lladdr of the client's neighbour entry for ip, or "".
+func neighMAC(t *testing.T, l *lab.Lab, ip netip.Addr) string {
+	t.Helper()
+	out, err := l.Client.Exec(context.Background(), "ip", "neigh", "show", ip.String(), "dev", l.Client.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(out)
+	for i := range f {
+		if f[i] == "lladdr" && i+1 < len(f) {
+			return strings.ToLower(f[i+1])
+		}
+	}
+	return ""
+}
+
+// TestLabTakeover: the client resolves the VIP to node1, node1 loses it and node2 announces;
+// the client's existing entry moves to node2 without the client asking again. Linux accepts
+// the gratuitous ARP for an existing entry only once locktime (1 s by default) has passed since
+// the entry's last update, which is one reason the announcement is repeated.
+func TestLabTakeover(t *testing.T) {
+	l := startLab(t)
+	node1, node2 := l.Nodes[0], l.Nodes[1]
+	r1 := startResponder(t, node1)
+	r2 := startResponder(t, node2)
+	r1.SetOwned([]netip.Addr{labVIP4})
+
+	// ping fails (nothing serves the VIP) but resolves it into the client's table.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = l.Client.Exec(ctx, "ping", "-c", "1", "-W", "1", labVIP4.String())
+	if got := neighMAC(t, l, labVIP4); got != node1.MAC.String() {
+		t.Fatalf("client resolved %s to %q, want node1 %s", labVIP4, got, node1.MAC)
+	}
+
+	r1.SetOwned(nil)
+	r2.SetOwned([]netip.Addr{labVIP4})
+	if err := r2.Announce(labVIP4); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := neighMAC(t, l, labVIP4)
+		if got == node2.MAC.String() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client's entry for %s is %q after announce, want node2 %s", labVIP4, got, node2.MAC)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAnnounceNeedsOwnership(t *testing.T) {
+	r := NewResponder(&net.Interface{Name: "eth0", HardwareAddr: ifMAC})
+	if err := r.Announce(vip4); err == nil {
+		t.Error("Announce of a VIP not owned succeeded")
+	}
+	r.SetOwned([]netip.Addr{vip4})
+	if err := r.Announce(vip4); err == nil {
+		t.Error("Announce before Start succeeded")
+	}
+}

@@ -1,0 +1,403 @@
+package l2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/net/ipv6"
+)
+
+// DefaultAnnounceSchedule is when Announce sends, counted from the call: at once and then
+// repeated, because a single gratuitous packet is easily lost while switches relearn.
+var DefaultAnnounceSchedule = []time.Duration{0, 500 * time.Millisecond, time.Second, 2 * time.Second}
+
+// Option configures a Responder.
+type Option func(*options)
+
+type options struct {
+	logger   *slog.Logger
+	metrics  *Metrics
+	schedule []time.Duration
+	refresh  time.Duration
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMetrics sets the counters to update. Default: none.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithAnnounceSchedule sets the offsets from an Announce call at which the announcement is
+// sent; they must be ascending. Default DefaultAnnounceSchedule. An empty schedule sends once.
+func WithAnnounceSchedule(offsets ...time.Duration) Option {
+	return func(o *options) { o.schedule = append([]time.Duration(nil), offsets...) }
+}
+
+// WithRefresh makes every announced VIP be announced again every d after its schedule ends,
+// for as long as it stays owned. Default 0: no refresh.
+func WithRefresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
+
+// Responder answers ARP and NDP for the owned VIPs on one interface.
+type Responder struct {
+	ifi   *net.Interface
+	opts  options
+	owned atomic.Pointer[ownedSet]
+
+	mu         sync.Mutex
+	run        *running // nil unless Start is running
+	groups     map[netip.Addr]struct{}
+	announcing map[netip.Addr]context.CancelFunc
+	announceWG sync.WaitGroup
+}
+
+// running holds the sockets of a Start call.
+type running struct {
+	ctx context.Context
+	arp *arp.Client
+	ns  *packet.Conn // neighbour solicitations, read from the link
+	ndp *ndp.Conn    // advertisements are sent here; also holds the multicast memberships
+}
+
+// NewResponder returns a Responder for ifi that owns nothing yet. It opens no sockets and
+// starts nothing; Start does.
+func NewResponder(ifi *net.Interface, opts ...Option) *Responder {
+	o := options{schedule: DefaultAnnounceSchedule}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	o.logger = o.logger.With("interface", ifi.Name)
+	r := &Responder{
+		ifi:        ifi,
+		opts:       o,
+		groups:     map[netip.Addr]struct{}{},
+		announcing: map[netip.Addr]context.CancelFunc{},
+	}
+	empty := ownedSet{}
+	r.owned.Store(&empty)
+	return r
+}
+
+// SetOwned replaces the set of VIPs answered for on this interface. It takes effect for the
+// next request read, so a removed VIP is not answered from then on, and its pending
+// announcements stop. While running, the solicited-node groups follow the IPv6 VIPs; a failed
+// join is logged and retried on the next call.
+func (r *Responder) SetOwned(ips []netip.Addr) {
+	s := newOwnedSet(ips)
+	r.owned.Store(&s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ip, cancel := range r.announcing {
+		if !s.has(ip) {
+			cancel()
+			delete(r.announcing, ip)
+		}
+	}
+	if r.run != nil {
+		r.syncGroupsLocked(s)
+	}
+}
+
+// syncGroupsLocked joins the solicited-node group of every owned IPv6 VIP and leaves the
+// others. Joining matters on real NICs: their multicast filter drops frames for groups nobody
+// joined, and the packet socket would never see the solicitation.
+func (r *Responder) syncGroupsLocked(s ownedSet) {
+	want := map[netip.Addr]struct{}{}
+	for ip := range s {
+		if ip.Is6() {
+			g, err := ndp.SolicitedNodeMulticast(ip)
+			if err == nil {
+				want[g] = struct{}{}
+			}
+		}
+	}
+	for g := range r.groups {
+		if _, ok := want[g]; ok {
+			continue
+		}
+		if err := r.run.ndp.LeaveGroup(g); err != nil {
+			r.opts.logger.Warn("leave solicited-node group", "group", g, "err", err)
+			continue
+		}
+		delete(r.groups, g)
+	}
+	for g := range want {
+		if _, ok := r.groups[g]; ok {
+			continue
+		}
+		if err := r.run.ndp.JoinGroup(g); err != nil {
+			r.opts.logger.Warn("join solicited-node group", "group", g, "err", err)
+			continue
+		}
+		r.groups[g] = struct{}{}
+	}
+}
+
+// Start opens the sockets on the interface and answers requests until ctx ends. The sockets
+// are opened synchronously on the calling goroutine, so they live in the network namespace of
+// the calling OS thread. Start returns nil when ctx ends and an error if a socket cannot be
+// opened or read. The interface needs an IPv4 address (mdlayher/arp requires one) and an IPv6
+// link-local address (the source of advertisements).
+func (r *Responder) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run, err := r.open(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.run != nil {
+		r.mu.Unlock()
+		run.close()
+		return fmt.Errorf("start l2 responder on %s: already running", r.ifi.Name)
+	}
+	r.run = run
+	r.syncGroupsLocked(*r.owned.Load())
+	r.mu.Unlock()
+
+	errc := make(chan error, 2)
+	go func() { errc <- r.serveARP(run) }()
+	go func() { errc <- r.serveNS(run) }()
+	var errs []error
+	select {
+	case err := <-errc:
+		errs = append(errs, err)
+	case <-ctx.Done():
+	}
+	cancel()
+
+	r.mu.Lock()
+	r.run = nil
+	for ip, stop := range r.announcing {
+		stop()
+		delete(r.announcing, ip)
+	}
+	clear(r.groups) // memberships go with the socket
+	r.mu.Unlock()
+	r.announceWG.Wait()
+	run.close() // unblocks the readers
+	for range 2 - len(errs) {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Responder) open(ctx context.Context) (*running, error) {
+	run := &running{ctx: ctx}
+	var err error
+	if run.arp, err = arp.Dial(r.ifi); err != nil {
+		return nil, fmt.Errorf("open ARP socket on %s: %w", r.ifi.Name, err)
+	}
+	filter, err := bpf.Assemble(nsFilter)
+	if err != nil {
+		run.close()
+		return nil, fmt.Errorf("assemble neighbour solicitation filter: %w", err)
+	}
+	if run.ns, err = packet.Listen(r.ifi, packet.Datagram, etherTypeIPv6, &packet.Config{Filter: filter}); err != nil {
+		run.close()
+		return nil, fmt.Errorf("open IPv6 packet socket on %s: %w", r.ifi.Name, err)
+	}
+	if run.ndp, _, err = ndp.Listen(r.ifi, ndp.LinkLocal); err != nil {
+		run.close()
+		return nil, fmt.Errorf("open NDP socket on %s: %w", r.ifi.Name, err)
+	}
+	// Solicitations are read from the packet socket; this one only sends, so it accepts
+	// nothing and its receive queue never fills.
+	var none ipv6.ICMPFilter
+	none.SetAll(true)
+	if err := run.ndp.SetICMPFilter(&none); err != nil {
+		run.close()
+		return nil, fmt.Errorf("set ICMPv6 filter on %s: %w", r.ifi.Name, err)
+	}
+	return run, nil
+}
+
+// nsFilter accepts IPv6 packets (offsets from the IPv6 header: the socket is SOCK_DGRAM) whose
+// next header is ICMPv6 and whose ICMPv6 type is neighbour solicitation, so the socket does not
+// copy the interface's whole IPv6 traffic to user space.
+var nsFilter = []bpf.Instruction{
+	bpf.LoadAbsolute{Off: 6, Size: 1},
+	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
+	bpf.LoadAbsolute{Off: ipv6HeaderLen, Size: 1},
+	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpTypeSolicitation, SkipTrue: 1},
+	bpf.RetConstant{Val: 1 << 16},
+	bpf.RetConstant{Val: 0},
+}
+
+func (run *running) close() {
+	if run.arp != nil {
+		_ = run.arp.Close()
+	}
+	if run.ns != nil {
+		_ = run.ns.Close()
+	}
+	if run.ndp != nil {
+		_ = run.ndp.Close()
+	}
+}
+
+func (r *Responder) serveARP(run *running) error {
+	for {
+		req, _, err := run.arp.Read()
+		if err != nil {
+			if run.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read ARP on %s: %w", r.ifi.Name, err)
+		}
+		reply, ok := decideARP(req, r.ifi.HardwareAddr, *r.owned.Load())
+		if !ok {
+			continue
+		}
+		if err := run.arp.WriteTo(reply, req.SenderHardwareAddr); err != nil {
+			r.opts.logger.Warn("send ARP reply", "ip", reply.SenderIP, "err", err)
+			continue
+		}
+		r.opts.metrics.answer(IPv4)
+	}
+}
+
+func (r *Responder) serveNS(run *running) error {
+	buf := make([]byte, r.ifi.MTU+ipv6HeaderLen)
+	if r.ifi.MTU <= 0 {
+		buf = make([]byte, 65536)
+	}
+	for {
+		n, from, err := run.ns.ReadFrom(buf)
+		if err != nil {
+			if run.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read neighbour solicitation on %s: %w", r.ifi.Name, err)
+		}
+		var srcMAC net.HardwareAddr
+		if a, ok := from.(*packet.Addr); ok {
+			srcMAC = a.HardwareAddr
+		}
+		s, ok := parseNS(buf[:n], srcMAC)
+		if !ok {
+			continue
+		}
+		adv, ok := decideNS(s, r.ifi.HardwareAddr, *r.owned.Load())
+		if !ok {
+			continue
+		}
+		if err := run.ndp.WriteTo(adv.na, nil, adv.dst); err != nil {
+			r.opts.logger.Warn("send neighbour advertisement", "ip", adv.na.TargetAddress, "err", err)
+			continue
+		}
+		r.opts.metrics.answer(IPv6)
+	}
+}
+
+// Announce tells the LAN that this interface now answers for ip: gratuitous ARP in request and
+// reply form (sender = target = ip) for IPv4, an unsolicited advertisement with Override to
+// ff02::1 for IPv6. The first is sent before Announce returns, the rest follow the announce
+// schedule (and the refresh, if set) until ip is no longer owned or Start ends. A new Announce
+// for the same ip restarts its schedule. It fails if ip is not owned or Start is not running.
+func (r *Responder) Announce(ip netip.Addr) error {
+	ip = normalize(ip)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.owned.Load().has(ip) {
+		return fmt.Errorf("announce %s on %s: not owned", ip, r.ifi.Name)
+	}
+	run := r.run
+	if run == nil {
+		return fmt.Errorf("announce %s on %s: responder not running", ip, r.ifi.Name)
+	}
+	if stop, ok := r.announcing[ip]; ok {
+		stop()
+	}
+	if err := r.sendAnnouncement(run, ip); err != nil {
+		return fmt.Errorf("announce %s on %s: %w", ip, r.ifi.Name, err)
+	}
+	r.opts.metrics.takeover(familyOf(ip))
+
+	ctx, cancel := context.WithCancel(run.ctx)
+	r.announcing[ip] = cancel
+	r.announceWG.Add(1)
+	go func() {
+		defer r.announceWG.Done()
+		r.repeat(ctx, run, ip)
+	}()
+	return nil
+}
+
+// repeat sends the rest of the schedule and then the refreshes. The first offset was sent by
+// Announce already.
+func (r *Responder) repeat(ctx context.Context, run *running, ip netip.Addr) {
+	start := time.Now()
+	next := func(i int) (time.Duration, bool) {
+		if i < len(r.opts.schedule) {
+			return r.opts.schedule[i], true
+		}
+		if r.opts.refresh <= 0 {
+			return 0, false
+		}
+		last := time.Duration(0)
+		if n := len(r.opts.schedule); n > 0 {
+			last = r.opts.schedule[n-1]
+		}
+		return last + time.Duration(i-len(r.opts.schedule)+1)*r.opts.refresh, true
+	}
+	for i := 1; ; i++ {
+		at, ok := next(i)
+		if !ok {
+			return
+		}
+		t := time.NewTimer(time.Until(start.Add(at)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !r.owned.Load().has(ip) {
+			return
+		}
+		if err := r.sendAnnouncement(run, ip); err != nil && ctx.Err() == nil {
+			r.opts.logger.Warn("repeat announcement", "ip", ip, "err", err)
+		}
+	}
+}
+
+func (r *Responder) sendAnnouncement(run *running, ip netip.Addr) error {
+	mac := r.ifi.HardwareAddr
+	if ip.Is4() {
+		for _, op := range []arp.Operation{arp.OperationRequest, arp.OperationReply} {
+			p, err := arp.NewPacket(op, mac, ip, ethernet.Broadcast, ip)
+			if err != nil {
+				return fmt.Errorf("build gratuitous ARP: %w", err)
+			}
+			if err := run.arp.WriteTo(p, ethernet.Broadcast); err != nil {
+				return fmt.Errorf("send gratuitous ARP %s: %w", op, err)
+			}
+		}
+		return nil
+	}
+	na := &ndp.NeighborAdvertisement{
+		Override:      true,
+		TargetAddress: ip,
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
+	}
+	if err := run.ndp.WriteTo(na, nil, allNodes); err != nil {
+		return fmt.Errorf("send unsolicited neighbour advertisement: %w", err)
+	}
+	return nil
+}
