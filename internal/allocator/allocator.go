@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/ironlb/ironlb/internal/ipnum"
+
 	"cmp"
 	"fmt"
 	"net/netip"
@@ -102,7 +104,7 @@ func (a *Allocator) SetPools(pools []Pool) (orphans []string) {
 	// Re-attribute every held address and rebuild the blocks from them.
 	held := map[*block][]u128{}
 	for ip, is := range a.ips {
-		is.u = toU128(ip)
+		is.u = ipnum.FromAddr(ip)
 		is.blk = a.blockFor(ip)
 		if is.blk != nil {
 			held[is.blk] = append(held[is.blk], is.u)
@@ -113,7 +115,7 @@ func (a *Allocator) SetPools(pools []Pool) (orphans []string) {
 		slices.SortFunc(us, cmpU128)
 		b.rebuild(us)
 		for _, u := range us {
-			b.index(a.ips[u.addr(b.v6)].holders[0].share, u)
+			b.index(a.ips[u.Addr(!b.v6)].holders[0].share, u)
 		}
 	}
 	for _, p := range a.pools {
@@ -153,7 +155,7 @@ func newPoolState(cfg Pool) *poolState {
 		p.blocks = append(p.blocks, b)
 		f := b.family()
 		p.has[f] = true
-		p.size[f] = p.size[f].satAdd(b.size())
+		p.size[f] = p.size[f].SatAdd(b.size())
 	}
 	return p
 }
@@ -351,8 +353,8 @@ func (a *Allocator) Usage(pool string) (PoolStats, bool) {
 	return PoolStats{
 		AssignedIPv4:  p.used[IPv4],
 		AssignedIPv6:  p.used[IPv6],
-		AvailableIPv4: p.size[IPv4].satSub(u128{lo: uint64(p.used[IPv4])}).int64(),
-		AvailableIPv6: p.size[IPv6].satSub(u128{lo: uint64(p.used[IPv6])}).int64(),
+		AvailableIPv4: p.size[IPv4].SatSub(u128{Lo: uint64(p.used[IPv4])}).Int64(),
+		AvailableIPv6: p.size[IPv6].SatSub(u128{Lo: uint64(p.used[IPv6])}).Int64(),
 	}, true
 }
 
@@ -389,7 +391,7 @@ func (a *Allocator) blockFor(ip netip.Addr) *block {
 }
 
 func (a *Allocator) notInPool(ip netip.Addr) *Error {
-	u := toU128(ip)
+	u := ipnum.FromAddr(ip)
 	for _, p := range a.pools {
 		for _, b := range p.blocks {
 			if b.v6 == ip.Is6() && b.contains(u) {
@@ -444,7 +446,7 @@ func (a *Allocator) attach(st *svcState, ip netip.Addr, blk *block) {
 		is.holders = append(is.holders, st)
 		return
 	}
-	is := &ipState{u: toU128(ip), blk: blk}
+	is := &ipState{u: ipnum.FromAddr(ip), blk: blk}
 	is.first[0] = st
 	is.holders = is.first[:1:1]
 	if blk != nil {
@@ -769,17 +771,17 @@ func (a *Allocator) find(p *poolState, f Family, r *request) cand {
 			// Only addresses carrying the Service's own sharing key can be
 			// shared; those above the lowest free one cannot win.
 			for _, u := range b.shared[r.share] {
-				if ok && free.less(u) {
+				if ok && free.Less(u) {
 					break
 				}
-				ip := u.addr(b.v6)
+				ip := u.Addr(!b.v6)
 				if conflicting(a.ips[ip], r) == nil {
 					return cand{target{ip, b}, true}
 				}
 			}
 		}
 		if ok {
-			return cand{target{free.addr(b.v6), b}, true}
+			return cand{target{free.Addr(!b.v6), b}, true}
 		}
 	}
 	return cand{}

@@ -1,105 +1,22 @@
 package allocator
 
 import (
-	"encoding/binary"
-	"math"
+	"github.com/ironlb/ironlb/internal/ipnum"
+
 	"net/netip"
 	"slices"
 )
 
-// u128 is an address as a 128-bit number; IPv4 addresses use the low 32 bits.
-// Blocks are single-family, so the family is never ambiguous.
-type u128 struct{ hi, lo uint64 }
-
-func toU128(a netip.Addr) u128 {
-	if a.Is4() {
-		b := a.As4()
-		return u128{lo: uint64(binary.BigEndian.Uint32(b[:]))}
-	}
-	b := a.As16()
-	return u128{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:])}
-}
-
-func (u u128) addr(v6 bool) netip.Addr {
-	if !v6 {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], uint32(u.lo))
-		return netip.AddrFrom4(b)
-	}
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], u.hi)
-	binary.BigEndian.PutUint64(b[8:], u.lo)
-	return netip.AddrFrom16(b)
-}
-
-func (u u128) less(v u128) bool { return u.hi < v.hi || u.hi == v.hi && u.lo < v.lo }
-
-func (u u128) inc() u128 {
-	if u.lo == math.MaxUint64 {
-		return u128{u.hi + 1, 0}
-	}
-	return u128{u.hi, u.lo + 1}
-}
-
-func (u u128) dec() u128 {
-	if u.lo == 0 {
-		return u128{u.hi - 1, math.MaxUint64}
-	}
-	return u128{u.hi, u.lo - 1}
-}
-
-// satAdd adds saturating at 2^128-1.
-func (u u128) satAdd(v u128) u128 {
-	lo := u.lo + v.lo
-	carry := uint64(0)
-	if lo < u.lo {
-		carry = 1
-	}
-	hi := u.hi + v.hi + carry
-	if hi < u.hi || (hi == u.hi && (v.hi != 0 || carry != 0)) {
-		return u128{math.MaxUint64, math.MaxUint64}
-	}
-	return u128{hi, lo}
-}
-
-// satSub subtracts, flooring at 0.
-func (u u128) satSub(v u128) u128 {
-	if u.less(v) {
-		return u128{}
-	}
-	lo := u.lo - v.lo
-	borrow := uint64(0)
-	if u.lo < v.lo {
-		borrow = 1
-	}
-	return u128{u.hi - v.hi - borrow, lo}
-}
-
-// int64 clamps to math.MaxInt64.
-func (u u128) int64() int64 {
-	if u.hi != 0 || u.lo > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(u.lo)
-}
-
-// pow2 returns 2^n for n <= 127, and 2^128-1 for n = 128.
-func pow2(n int) u128 {
-	switch {
-	case n >= 128:
-		return u128{math.MaxUint64, math.MaxUint64}
-	case n >= 64:
-		return u128{hi: 1 << (n - 64)}
-	}
-	return u128{lo: 1 << n}
-}
-
 // buggy reports whether an IPv4 address ends in .0 or .255: such addresses
 // confuse the smurf protection of some CPE firmwares (MetalLB's avoidBuggyIPs).
 func buggy(u u128) bool {
-	b := u.lo & 0xff
+	b := u.Lo & 0xff
 	return b == 0 || b == 0xff
 }
+
+// u128 is an address as a 128-bit number; blocks are single-family, so the family is
+// never ambiguous.
+type u128 = ipnum.U128
 
 // u128Heap is a min-heap.
 type u128Heap []u128
@@ -110,7 +27,7 @@ func (h *u128Heap) push(u u128) {
 	i := len(s) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !s[i].less(s[p]) {
+		if !s[i].Less(s[p]) {
 			break
 		}
 		s[i], s[p] = s[p], s[i]
@@ -135,10 +52,10 @@ func (h u128Heap) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && h[r].less(h[l]) {
+		if r := l + 1; r < n && h[r].Less(h[l]) {
 			m = r
 		}
-		if !h[m].less(h[i]) {
+		if !h[m].Less(h[i]) {
 			return
 		}
 		h[i], h[m] = h[m], h[i]
@@ -188,26 +105,15 @@ type block struct {
 func newBlock(p *poolState, pfx netip.Prefix) *block {
 	b := &block{prefix: pfx, pool: p, v6: pfx.Addr().Is6()}
 	b.avoid = !b.v6 && p.cfg.AvoidBuggyIPs
-	b.first = toU128(pfx.Addr())
+	b.first = ipnum.FromAddr(pfx.Addr())
 	bits := 32
 	if b.v6 {
 		bits = 128
 	}
 	// first has its host bits clear, so setting them gives last.
-	m := lowBits(bits - pfx.Bits())
-	b.last = u128{b.first.hi | m.hi, b.first.lo | m.lo}
+	m := ipnum.LowBits(bits - pfx.Bits())
+	b.last = u128{Hi: b.first.Hi | m.Hi, Lo: b.first.Lo | m.Lo}
 	return b
-}
-
-// lowBits returns a number with the n low bits set.
-func lowBits(n int) u128 {
-	switch {
-	case n >= 128:
-		return u128{math.MaxUint64, math.MaxUint64}
-	case n >= 64:
-		return u128{1<<(n-64) - 1, math.MaxUint64}
-	}
-	return u128{0, 1<<n - 1}
 }
 
 func (b *block) family() Family {
@@ -218,7 +124,7 @@ func (b *block) family() Family {
 }
 
 // contains reports whether u is in the block's prefix, skipped or not.
-func (b *block) contains(u u128) bool { return !u.less(b.first) && !b.last.less(u) }
+func (b *block) contains(u u128) bool { return !u.Less(b.first) && !b.last.Less(u) }
 
 func (b *block) skip(u u128) bool { return b.avoid && buggy(u) }
 
@@ -228,7 +134,7 @@ func (b *block) member(a netip.Addr) bool {
 	if a.Is6() != b.v6 {
 		return false
 	}
-	u := toU128(a)
+	u := ipnum.FromAddr(a)
 	return b.contains(u) && !b.skip(u)
 }
 
@@ -239,13 +145,13 @@ func (b *block) size() u128 {
 		bits = 128
 	}
 	host := bits - b.prefix.Bits()
-	n := pow2(host)
+	n := ipnum.Pow2(host)
 	if !b.avoid {
 		return n
 	}
 	if host >= 8 {
 		// Every /24 inside has one .0 and one .255.
-		return n.satSub(pow2(host - 8 + 1))
+		return n.SatSub(ipnum.Pow2(host - 8 + 1))
 	}
 	// Smaller than a /24: at most the first and the last address are buggy.
 	var k uint64
@@ -255,7 +161,7 @@ func (b *block) size() u128 {
 	if b.last != b.first && buggy(b.last) {
 		k++
 	}
-	return n.satSub(u128{lo: k})
+	return n.SatSub(u128{Lo: k})
 }
 
 // rebuild resets the free-address state from the sorted list of held
@@ -288,7 +194,7 @@ func (b *block) step() {
 		b.full = true
 		return
 	}
-	b.next = b.next.inc()
+	b.next = b.next.Inc()
 }
 
 // settle moves the cursor up to the next free, non-skipped address.
@@ -309,7 +215,7 @@ func (b *block) settle() {
 	}
 }
 
-func (b *block) belowCursor(u u128) bool { return b.full || u.less(b.next) }
+func (b *block) belowCursor(u u128) bool { return b.full || u.Less(b.next) }
 
 // lowestFree returns the lowest free address of the block.
 func (b *block) lowestFree() (u128, bool) {
@@ -365,7 +271,7 @@ func (b *block) pullBack() {
 	for b.full || b.next != b.first {
 		p := b.last
 		if !b.full {
-			p = b.next.dec()
+			p = b.next.Dec()
 		}
 		if _, ok := b.freed[p]; ok {
 			delete(b.freed, p) // its heap entry goes stale
@@ -429,9 +335,9 @@ func (b *block) unindex(k shareKey, u u128) {
 
 func cmpU128(a, b u128) int {
 	switch {
-	case a.less(b):
+	case a.Less(b):
 		return -1
-	case b.less(a):
+	case b.Less(a):
 		return 1
 	}
 	return 0

@@ -1,6 +1,8 @@
 package allocator
 
 import (
+	"github.com/ironlb/ironlb/internal/ipnum"
+
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -40,7 +42,7 @@ func blockRun(t *testing.T, pfx netip.Prefix, avoid bool, seed uint64) {
 	b := newBlock(p, pfx)
 	b.rebuild(nil)
 	n := 1 << (pfx.Addr().BitLen() - pfx.Bits())
-	addrAt := func(i int) u128 { return b.first.satAdd(u128{lo: uint64(i)}) }
+	addrAt := func(i int) u128 { return b.first.SatAdd(u128{Lo: uint64(i)}) }
 	skipped := make([]bool, n)
 	usable := 0
 	for i := range n {
@@ -49,7 +51,7 @@ func blockRun(t *testing.T, pfx netip.Prefix, avoid bool, seed uint64) {
 			usable++
 		}
 	}
-	if got := b.size(); got != (u128{lo: uint64(usable)}) {
+	if got := b.size(); got != (u128{Lo: uint64(usable)}) {
 		t.Fatalf("%s: size %v, want %d", pfx, got, usable)
 	}
 	held := make([]bool, n)
@@ -97,19 +99,19 @@ func blockRun(t *testing.T, pfx netip.Prefix, avoid bool, seed uint64) {
 		got, ok := b.lowestFree()
 		want := lowest()
 		if ok != (want >= 0) || ok && got != addrAt(want) {
-			t.Fatalf("%s seed %d step %d: lowestFree = %v %v, want index %d", pfx, seed, stepN, got.addr(b.v6), ok, want)
+			t.Fatalf("%s seed %d step %d: lowestFree = %v %v, want index %d", pfx, seed, stepN, got.Addr(!b.v6), ok, want)
 		}
 		if len(b.heap) > 64 && len(b.heap) > 2*len(b.freed)+1 {
 			t.Fatalf("heap has %d entries for %d freed addresses", len(b.heap), len(b.freed))
 		}
 		for u := range b.freed {
 			if !b.belowCursor(u) {
-				t.Fatalf("freed %v at or above the cursor", u.addr(b.v6))
+				t.Fatalf("freed %v at or above the cursor", u.Addr(!b.v6))
 			}
 		}
 		for u := range b.ahead {
 			if b.belowCursor(u) {
-				t.Fatalf("ahead %v below the cursor", u.addr(b.v6))
+				t.Fatalf("ahead %v below the cursor", u.Addr(!b.v6))
 			}
 		}
 	}
@@ -124,57 +126,57 @@ func blockRun(t *testing.T, pfx netip.Prefix, avoid bool, seed uint64) {
 		t.Fatalf("empty block keeps %d freed and %d ahead addresses", len(b.freed), len(b.ahead))
 	}
 	if got, ok := b.lowestFree(); !ok || got != addrAt(lowest()) {
-		t.Fatalf("empty block: lowest free %v", got.addr(b.v6))
+		t.Fatalf("empty block: lowest free %v", got.Addr(!b.v6))
 	}
 }
 
 func TestU128(t *testing.T) {
-	maxU := u128{math.MaxUint64, math.MaxUint64}
+	maxU := u128{Hi: math.MaxUint64, Lo: math.MaxUint64}
 	for _, tc := range []struct {
 		name      string
 		got, want u128
 	}{
-		{"inc carries", u128{0, math.MaxUint64}.inc(), u128{1, 0}},
-		{"dec borrows", u128{1, 0}.dec(), u128{0, math.MaxUint64}},
-		{"satAdd carries", u128{0, math.MaxUint64}.satAdd(u128{0, 1}), u128{1, 0}},
-		{"satAdd saturates", maxU.satAdd(u128{0, 1}), maxU},
-		{"satAdd saturates on hi", u128{1 << 63, 0}.satAdd(u128{1 << 63, 0}), maxU},
-		{"satAdd saturates with carry", u128{math.MaxUint64, math.MaxUint64 - 1}.satAdd(u128{0, 5}), maxU},
-		{"satSub borrows", u128{1, 0}.satSub(u128{0, 1}), u128{0, math.MaxUint64}},
-		{"satSub floors", u128{0, 1}.satSub(u128{0, 2}), u128{}},
-		{"pow2(0)", pow2(0), u128{0, 1}},
-		{"pow2(64)", pow2(64), u128{1, 0}},
-		{"pow2(127)", pow2(127), u128{1 << 63, 0}},
-		{"pow2(128) saturates", pow2(128), maxU},
-		{"lowBits(0)", lowBits(0), u128{}},
-		{"lowBits(63)", lowBits(63), u128{0, math.MaxInt64}},
-		{"lowBits(64)", lowBits(64), u128{0, math.MaxUint64}},
-		{"lowBits(65)", lowBits(65), u128{1, math.MaxUint64}},
-		{"lowBits(128)", lowBits(128), maxU},
+		{"inc carries", u128{Hi: 0, Lo: math.MaxUint64}.Inc(), u128{Hi: 1, Lo: 0}},
+		{"dec borrows", u128{Hi: 1, Lo: 0}.Dec(), u128{Hi: 0, Lo: math.MaxUint64}},
+		{"satAdd carries", u128{Hi: 0, Lo: math.MaxUint64}.SatAdd(u128{Hi: 0, Lo: 1}), u128{Hi: 1, Lo: 0}},
+		{"satAdd saturates", maxU.SatAdd(u128{Hi: 0, Lo: 1}), maxU},
+		{"satAdd saturates on hi", u128{Hi: 1 << 63, Lo: 0}.SatAdd(u128{Hi: 1 << 63, Lo: 0}), maxU},
+		{"satAdd saturates with carry", u128{Hi: math.MaxUint64, Lo: math.MaxUint64 - 1}.SatAdd(u128{Hi: 0, Lo: 5}), maxU},
+		{"satSub borrows", u128{Hi: 1, Lo: 0}.SatSub(u128{Hi: 0, Lo: 1}), u128{Hi: 0, Lo: math.MaxUint64}},
+		{"satSub floors", u128{Hi: 0, Lo: 1}.SatSub(u128{Hi: 0, Lo: 2}), u128{}},
+		{"ipnum.Pow2(0)", ipnum.Pow2(0), u128{Hi: 0, Lo: 1}},
+		{"ipnum.Pow2(64)", ipnum.Pow2(64), u128{Hi: 1, Lo: 0}},
+		{"ipnum.Pow2(127)", ipnum.Pow2(127), u128{Hi: 1 << 63, Lo: 0}},
+		{"ipnum.Pow2(128) saturates", ipnum.Pow2(128), maxU},
+		{"ipnum.LowBits(0)", ipnum.LowBits(0), u128{}},
+		{"ipnum.LowBits(63)", ipnum.LowBits(63), u128{Hi: 0, Lo: math.MaxInt64}},
+		{"ipnum.LowBits(64)", ipnum.LowBits(64), u128{Hi: 0, Lo: math.MaxUint64}},
+		{"ipnum.LowBits(65)", ipnum.LowBits(65), u128{Hi: 1, Lo: math.MaxUint64}},
+		{"ipnum.LowBits(128)", ipnum.LowBits(128), maxU},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if got := (u128{0, math.MaxInt64 + 1}).int64(); got != math.MaxInt64 {
+	if got := (u128{Hi: 0, Lo: math.MaxInt64 + 1}).Int64(); got != math.MaxInt64 {
 		t.Errorf("int64 does not clamp: %d", got)
 	}
-	if got := (u128{0, 42}).int64(); got != 42 {
+	if got := (u128{Hi: 0, Lo: 42}).Int64(); got != 42 {
 		t.Errorf("int64(42) = %d", got)
 	}
 	for _, s := range []string{"0.0.0.0", "192.0.2.1", "255.255.255.255", "::", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
 		a := netip.MustParseAddr(s)
-		if back := toU128(a).addr(a.Is6()); back != a {
+		if back := ipnum.FromAddr(a).Addr(a.Is4()); back != a {
 			t.Errorf("%s round-trips to %s", a, back)
 		}
 	}
 	h := u128Heap{}
 	for _, v := range []uint64{5, 3, 9, 1, 7, 3} {
-		h.push(u128{0, v})
+		h.push(u128{Hi: 0, Lo: v})
 	}
 	var out []uint64
 	for len(h) > 0 {
-		out = append(out, h[0].lo)
+		out = append(out, h[0].Lo)
 		h.pop()
 	}
 	if !slices.Equal(out, []uint64{1, 3, 3, 5, 7, 9}) {
@@ -193,16 +195,16 @@ func TestBlockHeapStaysSmall(t *testing.T) {
 	}
 	for round := 0; round < 10; round++ {
 		for i := uint64(0); i < 3000; i += 2 {
-			b.release(b.first.satAdd(u128{lo: i}))
+			b.release(b.first.SatAdd(u128{Lo: i}))
 		}
 		for i := uint64(0); i < 3000; i += 2 {
-			b.take(b.first.satAdd(u128{lo: 2998 - i}))
+			b.take(b.first.SatAdd(u128{Lo: 2998 - i}))
 		}
 	}
 	if len(b.freed) != 0 || len(b.heap) > 64 {
 		t.Fatalf("heap %d entries, freed %d", len(b.heap), len(b.freed))
 	}
-	if u, _ := b.lowestFree(); u != b.first.satAdd(u128{lo: 4000}) {
-		t.Fatalf("lowest free %s", u.addr(false))
+	if u, _ := b.lowestFree(); u != b.first.SatAdd(u128{Lo: 4000}) {
+		t.Fatalf("lowest free %s", u.Addr(true))
 	}
 }

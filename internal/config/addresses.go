@@ -1,11 +1,11 @@
 package config
 
 import (
+	"github.com/ironlb/ironlb/internal/ipnum"
+
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"math"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -78,93 +78,32 @@ func SplitRange(start, end netip.Addr) []netip.Prefix {
 	}
 	bitLen := start.BitLen()
 	is4 := start.Is4()
-	cur, last := toU128(start), toU128(end)
+	cur, last := ipnum.FromAddr(start), ipnum.FromAddr(end)
 	var out []netip.Prefix
 	for {
 		// The largest block aligned at cur that does not pass end: start from cur's alignment
 		// and halve until the block's last address is within the range.
-		hostBits := min(cur.trailingZeros(), bitLen)
-		for hostBits > 0 && cur.or(hostMask(hostBits)).cmp(last) > 0 {
+		hostBits := min(cur.TrailingZeros(), bitLen)
+		for hostBits > 0 && cur.Or(ipnum.LowBits(hostBits)).Cmp(last) > 0 {
 			hostBits--
 		}
-		out = append(out, netip.PrefixFrom(cur.addr(is4), bitLen-hostBits))
-		blockLast := cur.or(hostMask(hostBits))
+		out = append(out, netip.PrefixFrom(cur.Addr(is4), bitLen-hostBits))
+		blockLast := cur.Or(ipnum.LowBits(hostBits))
 		if blockLast == last {
 			return out
 		}
-		cur = blockLast.inc()
+		cur = blockLast.Inc()
 	}
 }
 
 // lastAddr returns the highest address of p.
 func lastAddr(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr()
-	return toU128(a).or(hostMask(a.BitLen() - p.Bits())).addr(a.Is4())
+	return ipnum.FromAddr(a).Or(ipnum.LowBits(a.BitLen() - p.Bits())).Addr(a.Is4())
 }
 
-// u128 is an address as a 128-bit number (an IPv4 address in the low 32 bits), for the
-// arithmetic netip does not offer.
-type u128 struct{ hi, lo uint64 }
-
-func toU128(a netip.Addr) u128 {
-	if a.Is4() {
-		b := a.As4()
-		return u128{lo: uint64(binary.BigEndian.Uint32(b[:]))}
-	}
-	b := a.As16()
-	return u128{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:])}
-}
-
-func (u u128) addr(is4 bool) netip.Addr {
-	if is4 {
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], uint32(u.lo))
-		return netip.AddrFrom4(b)
-	}
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], u.hi)
-	binary.BigEndian.PutUint64(b[8:], u.lo)
-	return netip.AddrFrom16(b)
-}
-
-// hostMask has the low n bits set (0 <= n <= 128).
-func hostMask(n int) u128 {
-	switch {
-	case n <= 0:
-		return u128{}
-	case n < 64:
-		return u128{lo: 1<<n - 1}
-	case n < 128:
-		return u128{hi: 1<<(n-64) - 1, lo: math.MaxUint64}
-	default:
-		return u128{hi: math.MaxUint64, lo: math.MaxUint64}
-	}
-}
-
-func (u u128) or(v u128) u128 { return u128{u.hi | v.hi, u.lo | v.lo} }
-
-func (u u128) cmp(v u128) int {
-	if u.hi != v.hi {
-		return cmp.Compare(u.hi, v.hi)
-	}
-	return cmp.Compare(u.lo, v.lo)
-}
-
-// inc adds one, wrapping at 2^128 (callers never increment the highest address).
-func (u u128) inc() u128 {
-	if u.lo == math.MaxUint64 {
-		return u128{hi: u.hi + 1}
-	}
-	return u128{u.hi, u.lo + 1}
-}
-
-// trailingZeros counts the low zero bits (128 for zero).
-func (u u128) trailingZeros() int {
-	if u.lo != 0 {
-		return bits.TrailingZeros64(u.lo)
-	}
-	return 64 + bits.TrailingZeros64(u.hi)
-}
+// u128 is an address as a 128-bit number, for the arithmetic netip does not offer.
+type u128 = ipnum.U128
 
 // CountAddresses counts the addresses of disjoint prefixes per family, saturating at
 // math.MaxInt64 (an IPv6 /64 alone holds 2^64 addresses). With avoidBuggyIPs, IPv4 addresses
