@@ -37,7 +37,7 @@ import (
 
 const waitFor = 30 * time.Second
 
-func ctxFor(t *testing.T) context.Context {
+func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -67,7 +67,7 @@ func setup(t *testing.T, pools map[string]string) (configNS, svcNS string, stop 
 	return configNS, svcNS, startController(t, configNS)
 }
 
-func putPool(t *testing.T, ns, name, spec string) {
+func putPool(t testing.TB, ns, name, spec string) {
 	t.Helper()
 	p := &v1beta1.IPAddressPool{}
 	if err := yaml.Unmarshal([]byte(spec), &p.Spec); err != nil {

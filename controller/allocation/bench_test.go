@@ -147,11 +147,7 @@ func benchSetup(b *testing.B) (configNS, ns string) {
 	if ns, err = env.Namespace(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	t := &testing.T{}
-	putPool(t, configNS, "bench", "{addresses: [10.200.0.0/16]}")
-	if t.Failed() {
-		b.Fatal("create the benchmark pool")
-	}
+	putPool(b, configNS, "bench", "{addresses: [10.200.0.0/16]}")
 	b.Cleanup(func() {
 		_ = env.Client.DeleteAllOf(context.Background(), &corev1.Service{}, client.InNamespace(ns))
 	})
@@ -166,9 +162,8 @@ func BenchmarkColdStart(b *testing.B) {
 		configNS, ns := benchSetup(b)
 		createServices(b, ns, n)
 		aw, stopWatch := watchAssigned(b, ns, n)
-		t := &testing.T{}
 		start := time.Now()
-		stop := startController(t, configNS)
+		stop := startController(b, configNS)
 		aw.wait(b, time.Minute)
 		elapsed := time.Since(start)
 		stop()
@@ -184,8 +179,7 @@ func BenchmarkChurn(b *testing.B) {
 	n := benchN()
 	for range b.N {
 		configNS, ns := benchSetup(b)
-		t := &testing.T{}
-		stop := startController(t, configNS)
+		stop := startController(b, configNS)
 		// Wait until the controller is serving: a probe Service gets an address.
 		probeNS, _ := env.Namespace(context.Background(), "bench-probe")
 		if err := env.Client.Create(context.Background(), newService(probeNS, "probe")); err != nil {
