@@ -136,3 +136,20 @@ func TestOwnedSetNormalizes(t *testing.T) {
 		t.Errorf("set %v misses normalized addresses", s)
 	}
 }
+
+func TestMACFor(t *testing.T) {
+	solicitor := net.HardwareAddr{0x02, 0, 0xc0, 0xa8, 0x32, 0x02}
+	for _, tc := range []struct {
+		dst  string
+		want string
+	}{
+		{"ff02::1", "33:33:00:00:00:01"},
+		{"ff02::1:ff00:50", "33:33:ff:00:00:50"},
+		{"fe80::c0ff:fea8:3202", solicitor.String()},
+		{"fd00:50::2", solicitor.String()},
+	} {
+		if got := macFor(netip.MustParseAddr(tc.dst), solicitor).String(); got != tc.want {
+			t.Errorf("macFor(%s) = %s, want %s", tc.dst, got, tc.want)
+		}
+	}
+}

@@ -10,9 +10,10 @@
 // Data flow:
 //
 //	ARP:  AF_PACKET (0x0806) on the interface -> decideARP -> ARP reply to the requester's MAC
-//	NDP:  AF_PACKET (0x86dd) on the interface -> decideNS  -> NA via an ICMPv6 raw socket
-//	      (ndp.Conn, hop limit 255, kernel checksum), joined to the solicited-node group of
-//	      every owned VIP so multicast solicitations pass the NIC's filter.
+//	NDP:  AF_PACKET (0x86dd) on the interface -> decideNS  -> NA written on the same packet
+//	      socket to the solicitor's MAC, from the VIP (hop limit 255); an ICMPv6 socket
+//	      (ndp.Conn) only joins the solicited-node group of every owned VIP so multicast
+//	      solicitations pass the NIC's filter.
 //
 // NDP solicitations are read from a packet socket rather than from the ICMPv6 socket because
 // unicast neighbour-unreachability probes are addressed to the VIP itself, which is not local
@@ -23,7 +24,8 @@
 // The decision functions are pure and table-tested; the lab tests run responders inside
 // network namespaces of e2etest/lab.
 //
-// Known gap: in the lab, a multicast neighbour solicitation from ndisc6 gets no answer yet,
-// while unicast NUD probes and every IPv4 path do; IPv6 must not be relied on until the lab
-// test for it (resolving the VIP with ndisc6) is back and green.
+// Advertisements are written as whole packets rather than through the ICMPv6 socket: sending
+// to a link-local solicitor through a socket resolves the interface name in the sending
+// thread's network namespace, and would wait for the kernel to resolve the solicitor; and they
+// come from the VIP itself, as from a host holding the address (ndisc6 ignores anything else).
 package l2

@@ -198,6 +198,18 @@ func TestLabNDP(t *testing.T) {
 	_ = startResponder(t, l.Nodes[1])
 	r1.SetOwned([]netip.Addr{labVIP6})
 
+	t.Run("ndisc6 resolves the VIP to the owner", func(t *testing.T) {
+		// ndisc6 solicits the solicited-node group from the client's link-local address, as a
+		// router or host on the LAN does; only node1 owns the VIP, node2 listens too.
+		out, err := l.Client.Exec(context.Background(), "ndisc6", "-r", "3", "-w", "1000", labVIP6.String(), l.Client.Iface)
+		if err != nil {
+			t.Fatalf("ndisc6 got no answer: %v\n%s", err, out)
+		}
+		if !strings.Contains(strings.ToLower(out), strings.ToLower(node1.MAC.String())) {
+			t.Errorf("ndisc6 resolved %s to something other than node1's %s:\n%s", labVIP6, node1.MAC, out)
+		}
+	})
+
 	t.Run("unicast NUD without source link-layer option", func(t *testing.T) {
 		// Send the probe to node1's MAC from a packet socket in the client namespace and
 		// read the advertisement there.

@@ -2,6 +2,7 @@ package l2
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -67,8 +68,43 @@ type Responder struct {
 type running struct {
 	ctx context.Context
 	arp *arp.Client
-	ns  *packet.Conn // neighbour solicitations, read from the link
-	ndp *ndp.Conn    // advertisements are sent here; also holds the multicast memberships
+	ns  *packet.Conn // neighbour solicitations are read, and advertisements written, here
+	ndp *ndp.Conn    // holds the solicited-node multicast memberships
+}
+
+// sendNA writes an advertisement as an IPv6 packet straight onto the link, to dstMAC, from
+// the VIP itself — as a host that holds the address answers (tools such as ndisc6 accept only
+// that).
+// Going through the packet socket rather than an ICMPv6 socket means no zone lookup for a
+// link-local destination (which resolves the interface name in whatever network namespace the
+// sending thread is in) and no wait for the kernel to resolve the solicitor's address: the
+// solicitation's own source MAC is where the answer goes.
+func (run *running) sendNA(na *ndp.NeighborAdvertisement, dst netip.Addr, dstMAC net.HardwareAddr) error {
+	srcAddr := na.TargetAddress
+	body, err := ndp.MarshalMessageChecksum(na, srcAddr, dst)
+	if err != nil {
+		return fmt.Errorf("marshal neighbour advertisement: %w", err)
+	}
+	pkt := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(body))
+	pkt[0] = 6 << 4
+	binary.BigEndian.PutUint16(pkt[4:6], uint16(len(body)))
+	pkt[6] = protoICMPv6
+	pkt[7] = ndp.HopLimit
+	src, d := srcAddr.As16(), dst.As16()
+	copy(pkt[8:24], src[:])
+	copy(pkt[24:40], d[:])
+	_, err = run.ns.WriteTo(append(pkt, body...), &packet.Addr{HardwareAddr: dstMAC})
+	return err
+}
+
+// macFor is the Ethernet destination for an IPv6 destination: the multicast MAC (33:33 and
+// the address's last four bytes) for a multicast address, else the solicitor's MAC.
+func macFor(dst netip.Addr, solicitor net.HardwareAddr) net.HardwareAddr {
+	if !dst.IsMulticast() {
+		return solicitor
+	}
+	b := dst.As16()
+	return net.HardwareAddr{0x33, 0x33, b[12], b[13], b[14], b[15]}
 }
 
 // NewResponder returns a Responder for ifi that owns nothing yet. It opens no sockets and
@@ -216,8 +252,8 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 		run.close()
 		return nil, fmt.Errorf("open NDP socket on %s: %w", r.ifi.Name, err)
 	}
-	// Solicitations are read from the packet socket; this one only sends, so it accepts
-	// nothing and its receive queue never fills.
+	// Solicitations are read from, and advertisements written to, the packet socket; this one
+	// only holds group memberships, so it accepts nothing and its receive queue never fills.
 	var none ipv6.ICMPFilter
 	none.SetAll(true)
 	if err := run.ndp.SetICMPFilter(&none); err != nil {
@@ -297,7 +333,7 @@ func (r *Responder) serveNS(run *running) error {
 		if !ok {
 			continue
 		}
-		if err := run.ndp.WriteTo(adv.na, nil, adv.dst); err != nil {
+		if err := run.sendNA(adv.na, adv.dst, macFor(adv.dst, s.srcMAC)); err != nil {
 			r.opts.logger.Warn("send neighbour advertisement", "ip", adv.na.TargetAddress, "err", err)
 			continue
 		}
@@ -396,7 +432,7 @@ func (r *Responder) sendAnnouncement(run *running, ip netip.Addr) error {
 		TargetAddress: ip,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}},
 	}
-	if err := run.ndp.WriteTo(na, nil, allNodes); err != nil {
+	if err := run.sendNA(na, allNodes, macFor(allNodes, nil)); err != nil {
 		return fmt.Errorf("send unsolicited neighbour advertisement: %w", err)
 	}
 	return nil
