@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"strings"
@@ -199,6 +200,9 @@ func TestLabNDP(t *testing.T) {
 	r1.SetOwned([]netip.Addr{labVIP6})
 
 	t.Run("ndisc6 resolves the VIP to the owner", func(t *testing.T) {
+		if _, err := exec.LookPath("ndisc6"); err != nil {
+			t.Skip("ndisc6 (Debian package ndisc6) not installed")
+		}
 		// ndisc6 solicits the solicited-node group from the client's link-local address, as a
 		// router or host on the LAN does; only node1 owns the VIP, node2 listens too.
 		out, err := l.Client.Exec(context.Background(), "ndisc6", "-r", "3", "-w", "1000", labVIP6.String(), l.Client.Iface)
