@@ -86,7 +86,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	start := time.Now()
 	defer func() { r.Metrics.observeReconcile(time.Since(start), err) }()
 
-	key := keyOf(req.NamespacedName)
+	key := req.String()
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -106,7 +106,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	areq, err := Request(svc, ns.Labels)
 	if err != nil {
 		// Only an edit can fix this: say so once, keep whatever the Service holds, no retry.
-		r.warn(svc, key, ReasonInvalidAnnotation, err.Error())
+		r.warn(ctx, svc, key, ReasonInvalidAnnotation, err.Error())
 		r.Metrics.failure(err)
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
@@ -115,7 +115,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	got, err := r.State.Alloc.Allocate(areq)
 	if err != nil {
 		r.State.setPending(key, true)
-		r.warn(svc, key, ReasonAllocationFailed, err.Error())
+		r.warn(ctx, svc, key, ReasonAllocationFailed, err.Error())
 		r.Metrics.failure(err)
 		if len(before.IPs) > 0 {
 			r.State.requeuePool(before.Pool)
@@ -133,7 +133,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.write(ctx, svc, got); err != nil {
 		return reconcile.Result{}, err
 	}
-	if before.Pool != got.Pool || !addrsEqual(before.IPs, got.IPs) {
+	if before.Pool != got.Pool || !slices.Equal(before.IPs, got.IPs) {
 		r.State.requeuePool(got.Pool)
 		if before.Pool != got.Pool {
 			r.State.requeuePool(before.Pool)
@@ -234,14 +234,14 @@ func (r *ServiceReconciler) release(key string) {
 }
 
 // warn sends a Warning Event the first time a Service meets a given cause.
-func (r *ServiceReconciler) warn(svc *corev1.Service, key, reason, msg string) {
+func (r *ServiceReconciler) warn(ctx context.Context, svc *corev1.Service, key, reason, msg string) {
 	if r.State.warnOnce(key, msg) {
 		r.Events.Eventf(svc, nil, corev1.EventTypeWarning, reason, "Allocate", "%s", msg)
-		log.FromContext(context.Background()).Info("service cannot be served", "service", key, "reason", reason, "cause", msg)
+		log.FromContext(ctx).Info("service cannot be served", "service", key, "reason", reason, "cause", msg)
 	}
 }
 
-func svcKey(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
+func svcKey(svc *corev1.Service) string { return client.ObjectKeyFromObject(svc).String() }
 
 func ingressFor(ips []netip.Addr) []corev1.LoadBalancerIngress {
 	if len(ips) == 0 {

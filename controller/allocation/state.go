@@ -1,13 +1,13 @@
 package allocation
 
 import (
-	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/ironlb/ironlb/internal/allocator"
@@ -142,7 +142,7 @@ func (s *State) alreadyWritten(key, rv string, res allocator.Result) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, ok := s.written[key]
-	return ok && w.from == rv && w.res.Pool == res.Pool && addrsEqual(w.res.IPs, res.IPs)
+	return ok && w.from == rv && w.res.Pool == res.Pool && slices.Equal(w.res.IPs, res.IPs)
 }
 
 func (s *State) clearWarning(key string) {
@@ -160,15 +160,9 @@ func (s *State) forget(key string) {
 }
 
 func splitKey(key string) (ns, name string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:]
-		}
-	}
-	return "", key
+	ns, name, _ = strings.Cut(key, "/")
+	return ns, name
 }
-
-func keyOf(n types.NamespacedName) string { return n.Namespace + "/" + n.Name }
 
 // toAllocatorPool converts a compiled pool into the allocator's view of it.
 func toAllocatorPool(p *config.Pool) allocator.Pool {
@@ -199,15 +193,3 @@ func (s selector) Matches(l allocator.Labels) bool {
 type lookup struct{ allocator.Labels }
 
 func (l lookup) Lookup(k string) (string, bool) { return l.Get(k), l.Has(k) }
-
-func addrsEqual(a, b []netip.Addr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

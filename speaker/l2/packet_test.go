@@ -1,7 +1,6 @@
 package l2
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -16,13 +15,5 @@ func buildNS(t *testing.T, src, dst, target netip.Addr, opts []ndp.Option) []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(body))
-	h[0] = 6 << 4
-	binary.BigEndian.PutUint16(h[4:6], uint16(len(body)))
-	h[6] = protoICMPv6
-	h[7] = ndp.HopLimit
-	s, d := src.As16(), dst.As16()
-	copy(h[8:24], s[:])
-	copy(h[24:40], d[:])
-	return append(h, body...)
+	return ipv6Packet(src, dst, body)
 }

@@ -80,21 +80,26 @@ type running struct {
 // sending thread is in) and no wait for the kernel to resolve the solicitor's address: the
 // solicitation's own source MAC is where the answer goes.
 func (run *running) sendNA(na *ndp.NeighborAdvertisement, dst netip.Addr, dstMAC net.HardwareAddr) error {
-	srcAddr := na.TargetAddress
-	body, err := ndp.MarshalMessageChecksum(na, srcAddr, dst)
+	body, err := ndp.MarshalMessageChecksum(na, na.TargetAddress, dst)
 	if err != nil {
 		return fmt.Errorf("marshal neighbour advertisement: %w", err)
 	}
-	pkt := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(body))
+	_, err = run.ns.WriteTo(ipv6Packet(na.TargetAddress, dst, body), &packet.Addr{HardwareAddr: dstMAC})
+	return err
+}
+
+// ipv6Packet prepends an IPv6 header (next header ICMPv6, hop limit 255, as NDP requires) to
+// an ICMPv6 message whose checksum already covers src and dst.
+func ipv6Packet(src, dst netip.Addr, icmp []byte) []byte {
+	pkt := make([]byte, ipv6HeaderLen, ipv6HeaderLen+len(icmp))
 	pkt[0] = 6 << 4
-	binary.BigEndian.PutUint16(pkt[4:6], uint16(len(body)))
+	binary.BigEndian.PutUint16(pkt[4:6], uint16(len(icmp)))
 	pkt[6] = protoICMPv6
 	pkt[7] = ndp.HopLimit
-	src, d := srcAddr.As16(), dst.As16()
-	copy(pkt[8:24], src[:])
+	s, d := src.As16(), dst.As16()
+	copy(pkt[8:24], s[:])
 	copy(pkt[24:40], d[:])
-	_, err = run.ns.WriteTo(append(pkt, body...), &packet.Addr{HardwareAddr: dstMAC})
-	return err
+	return append(pkt, icmp...)
 }
 
 // macFor is the Ethernet destination for an IPv6 destination: the multicast MAC (33:33 and
