@@ -22,4 +22,11 @@
 // namespace. Veth pairs are created inside one lab namespace with their peer placed directly in
 // another, and all names carry the prefix so Start can remove what a killed run left behind.
 // Creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN).
+//
+// Test code reaches into a namespace in two ways. Host.Do runs a function on a thread switched
+// into the namespace, so the sockets it opens live there. Host.Forward listens inside a host's
+// namespace (for example 127.0.0.1:6443 on a node) and proxies each connection to an address
+// dialled from the test process, such as the envtest API server on 127.0.0.1 of the root
+// namespace: speakers in the node talk to their own loopback, and the root namespace gets no
+// address, route or firewall rule. Lab.Close stops all forwards.
 package lab

@@ -91,9 +91,10 @@ type Lab struct {
 	prefix string
 	output io.Writer
 
-	mu     sync.Mutex
-	procs  []*exec.Cmd
-	closed bool
+	mu       sync.Mutex
+	procs    []*exec.Cmd
+	forwards map[*forwarder]struct{} // see Host.Forward
+	closed   bool
 }
 
 // Host is one network namespace with one interface towards its link.
@@ -359,8 +360,9 @@ func killGroup(cmd *exec.Cmd) error {
 	return nil
 }
 
-// Close kills the processes started with Host.Start and removes every namespace with the lab's
-// prefix, including ones a failed Start left half built. Calling it again does nothing.
+// Close stops every Host.Forward, kills the processes started with Host.Start and removes every
+// namespace with the lab's prefix, including ones a failed Start left half built. Calling it
+// again does nothing.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -370,8 +372,17 @@ func (l *Lab) Close() error {
 	l.closed = true
 	procs := l.procs
 	l.procs = nil
+	// A copy: stopping a forwarder removes it from the map.
+	var forwards []*forwarder
+	for f := range l.forwards {
+		forwards = append(forwards, f)
+	}
 	l.mu.Unlock()
 
+	// A forwarder's sockets would keep its namespace alive after `ip netns del`.
+	for _, f := range forwards {
+		f.stop()
+	}
 	var errs []error
 	for _, cmd := range procs {
 		if err := killGroup(cmd); err != nil {

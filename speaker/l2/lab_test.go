@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
-	"golang.org/x/sys/unix"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
@@ -52,50 +50,15 @@ func startLab(t *testing.T) *lab.Lab {
 	return l
 }
 
-// withNetns runs fn on the calling goroutine's OS thread after moving that thread into the
-// named network namespace, so sockets fn opens live there. Afterwards the thread goes back to
-// its original namespace; if that fails it stays locked and the runtime retires it. This
-// matters when the thread is the main thread: `ip netns pids` (used by lab.Close) would
-// otherwise list the test process in a lab namespace and kill it.
-func withNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("return from netns %s: %w", ns, err) // thread stays locked
-	}
-	runtime.UnlockOSThread()
-	return fnErr
-}
-
-// inNetns runs fn inside the named namespace on its own goroutine and returns its result.
-func inNetns[T any](t *testing.T, ns string, fn func() (T, error)) T {
+// inNetns runs fn inside the host's namespace (see lab.Host.Do) and returns its result.
+func inNetns[T any](t *testing.T, h *lab.Host, fn func() (T, error)) T {
 	t.Helper()
 	var v T
-	done := make(chan error, 1)
-	go func() {
-		done <- withNetns(ns, func() error {
-			var err error
-			v, err = fn()
-			return err
-		})
-	}()
-	if err := <-done; err != nil {
+	if err := h.Do(func() error {
+		var err error
+		v, err = fn()
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return v
@@ -105,7 +68,7 @@ func inNetns[T any](t *testing.T, ns string, fn func() (T, error)) T {
 // open when it returns.
 func startResponder(t *testing.T, n *lab.Node) *Responder {
 	t.Helper()
-	r := inNetns(t, n.Name, func() (*Responder, error) {
+	r := inNetns(t, &n.Host, func() (*Responder, error) {
 		ifi, err := net.InterfaceByName(n.Iface)
 		if err != nil {
 			return nil, err
@@ -121,7 +84,7 @@ func startResponder(t *testing.T, n *lab.Node) *Responder {
 		}
 	})
 	go func() {
-		stopped <- withNetns(n.Name, func() error { return r.Start(ctx) })
+		stopped <- n.Do(func() error { return r.Start(ctx) })
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -217,7 +180,7 @@ func TestLabNDP(t *testing.T) {
 	t.Run("unicast NUD without source link-layer option", func(t *testing.T) {
 		// Send the probe to node1's MAC from a packet socket in the client namespace and
 		// read the advertisement there.
-		got := inNetns(t, l.Client.Name, func() (string, error) {
+		got := inNetns(t, l.Client, func() (string, error) {
 			ifi, err := net.InterfaceByName(l.Client.Iface)
 			if err != nil {
 				return "", err
@@ -321,8 +284,17 @@ func TestAnnounceNeedsOwnership(t *testing.T) {
 	if err := r.Announce(vip4); err == nil {
 		t.Error("Announce of a VIP not owned succeeded")
 	}
+	// Before Start the announcement is kept for Start to send (a speaker announces on a
+	// responder it has just started), and forgotten if the VIP is given up first.
 	r.SetOwned([]netip.Addr{vip4})
-	if err := r.Announce(vip4); err == nil {
-		t.Error("Announce before Start succeeded")
+	if err := r.Announce(vip4); err != nil {
+		t.Errorf("Announce before Start: %v", err)
+	}
+	if _, ok := r.pending[vip4]; !ok {
+		t.Error("Announce before Start was not kept for Start")
+	}
+	r.SetOwned(nil)
+	if len(r.pending) != 0 {
+		t.Errorf("pending announcements after giving the VIP up: %v", r.pending)
 	}
 }

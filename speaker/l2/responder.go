@@ -62,6 +62,8 @@ type Responder struct {
 	groups     map[netip.Addr]struct{}
 	announcing map[netip.Addr]context.CancelFunc
 	announceWG sync.WaitGroup
+	// pending holds VIPs announced before Start opened the sockets; Start announces them.
+	pending map[netip.Addr]struct{}
 }
 
 // running holds the sockets of a Start call.
@@ -128,6 +130,7 @@ func NewResponder(ifi *net.Interface, opts ...Option) *Responder {
 		opts:       o,
 		groups:     map[netip.Addr]struct{}{},
 		announcing: map[netip.Addr]context.CancelFunc{},
+		pending:    map[netip.Addr]struct{}{},
 	}
 	empty := ownedSet{}
 	r.owned.Store(&empty)
@@ -147,6 +150,11 @@ func (r *Responder) SetOwned(ips []netip.Addr) {
 		if !s.has(ip) {
 			cancel()
 			delete(r.announcing, ip)
+		}
+	}
+	for ip := range r.pending {
+		if !s.has(ip) {
+			delete(r.pending, ip)
 		}
 	}
 	if r.run != nil {
@@ -209,6 +217,13 @@ func (r *Responder) Start(ctx context.Context) error {
 	}
 	r.run = run
 	r.syncGroupsLocked(*r.owned.Load())
+	for ip := range r.pending {
+		// Owned: SetOwned drops pending VIPs it no longer holds.
+		if err := r.announceLocked(run, ip); err != nil {
+			r.opts.logger.Warn("announce after start", "ip", ip, "error", err)
+		}
+		delete(r.pending, ip)
+	}
 	r.mu.Unlock()
 
 	errc := make(chan error, 2)
@@ -350,7 +365,8 @@ func (r *Responder) serveNS(run *running) error {
 // reply form (sender = target = ip) for IPv4, an unsolicited advertisement with Override to
 // ff02::1 for IPv6. The first is sent before Announce returns, the rest follow the announce
 // schedule (and the refresh, if set) until ip is no longer owned or Start ends. A new Announce
-// for the same ip restarts its schedule. It fails if ip is not owned or Start is not running.
+// for the same ip restarts its schedule. Before Start has opened the sockets the announcement
+// is kept and sent when it has (if ip is still owned then). It fails if ip is not owned.
 func (r *Responder) Announce(ip netip.Addr) error {
 	ip = normalize(ip)
 	r.mu.Lock()
@@ -358,10 +374,17 @@ func (r *Responder) Announce(ip netip.Addr) error {
 	if !r.owned.Load().has(ip) {
 		return fmt.Errorf("announce %s on %s: not owned", ip, r.ifi.Name)
 	}
-	run := r.run
-	if run == nil {
-		return fmt.Errorf("announce %s on %s: responder not running", ip, r.ifi.Name)
+	if r.run == nil {
+		// A responder the speaker has just started may not have opened its sockets yet;
+		// the takeover must not be lost to that race, so Start sends it.
+		r.pending[ip] = struct{}{}
+		return nil
 	}
+	return r.announceLocked(r.run, ip)
+}
+
+// announceLocked sends the first announcement of ip and schedules the rest; r.mu is held.
+func (r *Responder) announceLocked(run *running, ip netip.Addr) error {
 	if stop, ok := r.announcing[ip]; ok {
 		stop()
 	}
