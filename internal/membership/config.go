@@ -48,6 +48,8 @@ const (
 	DefaultJoinRetryInterval = 2 * time.Second
 	DefaultLeaveTimeout      = time.Second
 	DefaultTCPTimeout        = 2 * time.Second
+	DefaultReconnectInterval = time.Second
+	DefaultReconnectTimeout  = time.Hour
 )
 
 // PeerSource returns the seed addresses to join: "host" or "host:port" (BindPort when the port
@@ -121,6 +123,14 @@ type Config struct {
 	// TCPTimeout bounds TCP joins and push/pull syncs, so a join to an unreachable seed does not
 	// stall the retry loop for memberlist's 10s. Default: DefaultTCPTimeout.
 	TCPTimeout time.Duration
+	// ReconnectInterval is how often this member tries to join again the members it saw fail.
+	// memberlist never contacts a member it declared dead, so after a partition (a cable pulled
+	// and plugged back) both sides would each believe the other dead — and both answer for the
+	// same VIPs — until something joins them. Default: DefaultReconnectInterval.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is tried; a node that was removed for good
+	// is then forgotten. Default: DefaultReconnectTimeout.
+	ReconnectTimeout time.Duration
 	// LeaveTimeout bounds how long shutdown waits for the leave message to be gossiped.
 	// Default: DefaultLeaveTimeout.
 	LeaveTimeout time.Duration
@@ -148,6 +158,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.JoinRetryInterval, DefaultJoinRetryInterval)
 	setDur(&c.TCPTimeout, DefaultTCPTimeout)
 	setDur(&c.LeaveTimeout, DefaultLeaveTimeout)
+	setDur(&c.ReconnectInterval, DefaultReconnectInterval)
+	setDur(&c.ReconnectTimeout, DefaultReconnectTimeout)
 	if c.Peers == nil {
 		c.Peers = StaticPeers()
 	}
@@ -176,7 +188,7 @@ func (c Config) validate() error {
 	case c.BindPort < 0 || c.BindPort > 65535:
 		return fmt.Errorf("bind port %d out of range", c.BindPort)
 	case c.ProbeInterval < 0, c.ProbeTimeout < 0, c.GossipInterval < 0, c.JoinRetryInterval < 0,
-		c.TCPTimeout < 0, c.LeaveTimeout < 0:
+		c.TCPTimeout < 0, c.LeaveTimeout < 0, c.ReconnectInterval < 0, c.ReconnectTimeout < 0:
 		return errors.New("durations must not be negative")
 	case c.ProbeTimeout >= c.ProbeInterval:
 		// The indirect probes and the TCP fallback run in the rest of the interval.

@@ -52,6 +52,13 @@ type Membership struct {
 	started bool
 	ml      *memberlist.Memberlist // set while running; nil before Start and after stop
 	members map[string]struct{}    // alive node names, maintained by the event delegate
+	// failed holds the members seen leaving or failing, by name, for reconnectLoop.
+	failed map[string]failedMember
+}
+
+type failedMember struct {
+	addr  string
+	since time.Time
 }
 
 // New validates cfg and registers the metrics on reg (nil: not registered). It starts nothing.
@@ -73,6 +80,7 @@ func New(cfg Config, log logr.Logger, reg prometheus.Registerer) (*Membership, e
 		}, []string{"type"}),
 		changes: make(chan struct{}, 1),
 		members: map[string]struct{}{},
+		failed:  map[string]failedMember{},
 	}
 	for _, e := range []eventType{eventJoin, eventLeave, eventUpdate} {
 		m.events.WithLabelValues(e.String())
@@ -112,16 +120,14 @@ func (m *Membership) Start(ctx context.Context) error {
 	m.mu.Unlock()
 
 	joinCtx, cancelJoin := context.WithCancel(ctx)
-	joined := make(chan struct{})
-	go func() {
-		defer close(joined)
-		m.joinLoop(joinCtx, ml)
-	}()
+	var loops sync.WaitGroup
+	loops.Go(func() { m.joinLoop(joinCtx, ml) })
+	loops.Go(func() { m.reconnectLoop(joinCtx, ml) })
 
 	<-ctx.Done()
 	cancelJoin()
 	err = m.stop(true)
-	<-joined // a Join in flight fails fast once the transport is shut down
+	loops.Wait() // a Join in flight fails fast once the transport is shut down
 	return err
 }
 
@@ -193,6 +199,41 @@ func (m *Membership) tryJoin(ctx context.Context, ml *memberlist.Memberlist, sel
 	return false
 }
 
+// reconnectLoop joins again, every ReconnectInterval, the members seen failing in the last
+// ReconnectTimeout. A push/pull with a member that is back merges the two views: the member
+// learns it was declared dead and refutes it, and both sides see each other alive again within
+// about one interval of the link returning, instead of after memberlist's gossip-to-the-dead
+// window.
+func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	t := time.NewTicker(m.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		var addrs []string
+		for name, f := range m.failed {
+			if time.Since(f.since) > m.cfg.ReconnectTimeout {
+				delete(m.failed, name)
+				continue
+			}
+			addrs = append(addrs, f.addr)
+		}
+		m.mu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		if n, err := ml.Join(addrs); n > 0 {
+			m.log.Info("Reconnected to failed members", "contacted", n, "tried", addrs)
+		} else {
+			m.log.V(1).Info("Failed members still unreachable", "tried", addrs, "error", err)
+		}
+	}
+}
+
 // withoutSelf drops this member's own address from peers: joining ourselves "succeeds" and would
 // end the join loop while we are alone.
 func withoutSelf(peers []string, self string, defaultPort int) []string {
@@ -259,8 +300,16 @@ func (m *Membership) event(e eventType, n *memberlist.Node) {
 	switch e {
 	case eventJoin:
 		m.members[n.Name] = struct{}{}
+		delete(m.failed, n.Name)
 	case eventLeave:
 		delete(m.members, n.Name)
+		// A failure may be a partition, which only a reconnect heals. (Graceful leaves are
+		// recorded too: memberlist v0.7.0 hands NotifyLeave a Node whose State field is not
+		// updated, so the two cannot be told apart here; retrying a speaker that shut down
+		// costs one refused connection per interval.)
+		if n.Name != m.cfg.NodeName {
+			m.failed[n.Name] = failedMember{addr: n.Address(), since: time.Now()}
+		}
 	}
 	m.alive.Set(float64(len(m.members)))
 	m.mu.Unlock()
