@@ -21,10 +21,11 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Regenerate the CRDs (config/crd/bases) and the controller's RBAC (config/rbac/controller).
-	rm -f config/crd/bases/*.yaml config/rbac/controller/role.yaml
+manifests: $(CONTROLLER_GEN) ## Regenerate the CRDs (config/crd/bases) and the controller's and speaker's RBAC (config/rbac).
+	rm -f config/crd/bases/*.yaml config/rbac/controller/role.yaml config/rbac/speaker/role.yaml
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:dir=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=ironlb-controller paths=./controller/... output:rbac:dir=config/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=ironlb-speaker paths=./speaker/... output:rbac:dir=config/rbac/speaker
 
 .PHONY: verify-generated
 verify-generated: $(CONTROLLER_GEN) ## Fail if generated code or CRDs are stale (regenerates them in place).

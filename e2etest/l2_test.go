@@ -1,0 +1,532 @@
+package e2etest
+
+// The layer 2 story on one machine: the real API server (envtest), the controller in this
+// process, and three real speaker processes, each in a node namespace of the lab, answering
+// ARP and NDP on the lab LAN. The client namespace asks with arping and ndisc6.
+//
+// IP plan (see e2etest/lab): LAN 192.168.50.0/24 and fd00:50::/64; nodes node1..node3 are
+// 192.168.50.11-13 / fd00:50::11-13; the client is .2. The seed's pool hands out
+// 192.168.50.50-52; the dual-stack pool 192.168.50.60-69 and fd00:50::60/124.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/controller/app/apptest"
+	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+const configNS = "metallb-system"
+
+// syncBuffer collects the speakers' output for the failure report.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// l2Lab is the lab with the control plane reachable from its nodes and a speaker on each.
+type l2Lab struct {
+	*lab.Lab
+	bin        string
+	kubeconfig string
+	keyFile    string
+	logs       *syncBuffer
+	speakers   map[string]*exec.Cmd // by node name
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs speakers in network namespaces")
+	}
+	for _, tool := range []string{"ip", "arping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is required (iproute2, iputils-arping): %v", tool, err)
+		}
+	}
+}
+
+// buildSpeaker builds the speaker binary once per test binary.
+var buildSpeaker = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "ironlb-e2e-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "speaker")
+	cmd := exec.Command("go", "build", "-o", bin, "./speaker")
+	cmd.Dir = env.Root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./speaker: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func startL2Lab(t *testing.T, prefix string) *l2Lab {
+	t.Helper()
+	needRoot(t)
+	ctx := context.Background()
+	bin, err := buildSpeaker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	l, err := lab.Start(ctx, lab.Config{Prefix: prefix, Nodes: 3, PodsPerNode: -1, Output: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("speaker output:\n%s", logs.String())
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+	})
+	// Each node reaches the API server on the same 127.0.0.1:port as this process does,
+	// through a forwarder whose listener lives in the node's namespace.
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.Nodes {
+		if _, err := n.Forward(ctx, u.Host, u.Host); err != nil {
+			t.Fatalf("forward the API server into %s: %v", n.Name, err)
+		}
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "secretkey")
+	if err := os.WriteFile(key, []byte("e2e memberlist secret, any length"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ll := &l2Lab{Lab: l, bin: bin, kubeconfig: env.Kubeconfig, keyFile: key, logs: logs, speakers: map[string]*exec.Cmd{}}
+	for _, n := range l.Nodes {
+		ll.startSpeaker(t, n)
+	}
+	return ll
+}
+
+func nodeName(n *lab.Node) string { return fmt.Sprintf("node%d", n.Index) }
+
+func (l *l2Lab) node(name string) *lab.Node {
+	for _, n := range l.Nodes {
+		if nodeName(n) == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (l *l2Lab) nodeByMAC(mac string) string {
+	for _, n := range l.Nodes {
+		if strings.EqualFold(n.MAC.String(), mac) {
+			return nodeName(n)
+		}
+	}
+	return "unknown MAC " + mac
+}
+
+func (l *l2Lab) startSpeaker(t *testing.T, n *lab.Node) {
+	t.Helper()
+	var peers []string
+	for _, o := range l.Nodes {
+		if o != n {
+			peers = append(peers, o.IPv4.String())
+		}
+	}
+	cmd, err := n.Start(context.Background(), l.bin,
+		"--kubeconfig", l.kubeconfig,
+		"--node-name", nodeName(n),
+		"--namespace", configNS,
+		"--memberlist-bind-addr", n.IPv4.String(),
+		"--peers", strings.Join(peers, ","),
+		"--memberlist-key-file", l.keyFile,
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", "0",
+		"--zap-log-level", "info",
+	)
+	if err != nil {
+		t.Fatalf("start speaker on %s: %v", n.Name, err)
+	}
+	l.speakers[nodeName(n)] = cmd
+}
+
+// stopSpeaker stops a speaker as Kubernetes does, with SIGTERM: it leaves memberlist.
+func (l *l2Lab) stopSpeaker(t *testing.T, name string) {
+	t.Helper()
+	cmd := l.speakers[name]
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop speaker %s: %v", name, err)
+	}
+	delete(l.speakers, name)
+}
+
+var arpReply = regexp.MustCompile(`reply from (\S+) \[([0-9A-Fa-f:]+)\]`)
+
+// arping asks for ip from the client by broadcast (-b: a second answerer would answer too),
+// count requests a second apart, stopping at count replies, and returns the replies per node.
+func (l *l2Lab) arping(ip string, count int) map[string]int {
+	out, _ := l.Client.Exec(context.Background(), "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip)
+	got := map[string]int{}
+	for _, m := range arpReply.FindAllStringSubmatch(out, -1) {
+		if m[1] == ip {
+			got[l.nodeByMAC(m[2])]++
+		}
+	}
+	return got
+}
+
+var ndiscAnswer = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]+)`)
+
+// ndisc6 solicits ip from the client, waiting for every answer (-m), and returns the
+// answering nodes.
+func (l *l2Lab) ndisc6(ip string) []string {
+	out, _ := l.Client.Exec(context.Background(), "ndisc6", "-m", "-n", "-r", "2", "-w", "500", ip, "eth0")
+	var got []string
+	for _, m := range ndiscAnswer.FindAllStringSubmatch(out, -1) {
+		got = append(got, l.nodeByMAC(m[1]))
+	}
+	return got
+}
+
+// soleAnswerer waits until ARP requests for ip are answered, all by one node, and returns it.
+func (l *l2Lab) soleAnswerer(t *testing.T, ip string, timeout time.Duration) string {
+	t.Helper()
+	var owner string
+	testenv.Eventually(t, timeout, "one node answering ARP for "+ip, func() (bool, string) {
+		got := l.arping(ip, 2)
+		owner = onlyOne(got, 2)
+		return owner != "", fmt.Sprintf("replies %v", got)
+	})
+	return owner
+}
+
+// onlyOne returns the node that sent all of at least min replies, or "".
+func onlyOne(replies map[string]int, min int) string {
+	if len(replies) != 1 {
+		return ""
+	}
+	for n, c := range replies {
+		if c >= min {
+			return n
+		}
+	}
+	return ""
+}
+
+// statusNode returns the node of the ServiceL2Status of ns/name ("" if none, "many" if
+// several).
+func statusNode(t *testing.T, ns, name string) (string, string) {
+	var list v1beta1.ServiceL2StatusList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(configNS),
+		client.MatchingLabels{v1beta1.LabelServiceNamespace: ns, v1beta1.LabelServiceName: name}); err != nil {
+		t.Fatalf("list ServiceL2Status: %v", err)
+	}
+	switch len(list.Items) {
+	case 0:
+		return "", ""
+	case 1:
+		var ifs []string
+		for _, i := range list.Items[0].Status.Interfaces {
+			ifs = append(ifs, i.Name)
+		}
+		return list.Items[0].Status.Node, strings.Join(ifs, ",")
+	default:
+		return "many", ""
+	}
+}
+
+// createNodes creates the Node objects the speakers' names refer to.
+func createNodes(t *testing.T, l *l2Lab) {
+	t.Helper()
+	for _, n := range l.Nodes {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName(n), Labels: map[string]string{
+			corev1.LabelHostname: nodeName(n)}}}
+		if err := env.Client.Create(context.Background(), node); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func apply(t *testing.T, yaml string) {
+	t.Helper()
+	if out, err := env.Kubectl(context.Background(), []byte(yaml), "apply", "-f", "-"); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+}
+
+func seedFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "seeds", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// endpointsOn gives ns/name a ready endpoint on each node named (what kube-controller-manager
+// would write for pods there; envtest runs no controller-manager).
+func endpointsOn(t *testing.T, ns, name string, nodes ...string) {
+	t.Helper()
+	eps := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-e2e", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, n := range nodes {
+		eps.Endpoints = append(eps.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.244.%d.2", i+1)}, NodeName: ptr.To(n)})
+	}
+	ctx := context.Background()
+	var cur discoveryv1.EndpointSlice
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(eps), &cur); err == nil {
+		cur.Endpoints = eps.Endpoints
+		if err := env.Client.Update(ctx, &cur); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := env.Client.Create(ctx, eps); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitIPs(t *testing.T, ns, name string, n int) []string {
+	t.Helper()
+	var ips []string
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d IPs on %s/%s", n, ns, name), func() (bool, string) {
+		var svc corev1.Service
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+			return false, err.Error()
+		}
+		ips = ips[:0]
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			ips = append(ips, in.IP)
+		}
+		return len(ips) == n, fmt.Sprintf("ingress %v", ips)
+	})
+	return ips
+}
+
+// TestL2 is seed 000 on the lab LAN, then what users do next: dual stack, eTP Local, pinning
+// to nodes and interfaces, and losing the owner two ways.
+func TestL2(t *testing.T) {
+	l := startL2Lab(t, "ilbe2e")
+	ctx := context.Background()
+	if err := env.EnsureNamespace(ctx, configNS); err != nil {
+		t.Fatal(err)
+	}
+	createNodes(t, l)
+	apptest.Start(t, env.Config, configNS)
+
+	// Seed 000 as written, plus the L2Advertisement MetalLB's L2 mode needs.
+	apply(t, seedFile(t, "000-first-pool.yaml"))
+	apply(t, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\n")
+	ns, err := env.Namespace(ctx, "seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := env.Kubectl(ctx, []byte(seedFile(t, "000-testsvc.yaml")), "apply", "-n", ns, "-f", "-"); err != nil {
+		t.Fatalf("apply testsvc: %v\n%s", err, out)
+	}
+	endpointsOn(t, ns, "testsvc", "node1", "node2", "node3")
+	ip := waitIPs(t, ns, "testsvc", 1)[0]
+	if ip != "192.168.50.50" {
+		t.Fatalf("testsvc got %s, want the seed's 192.168.50.50", ip)
+	}
+
+	t.Run("one node answers ARP and says so", func(t *testing.T) {
+		owner := l.soleAnswerer(t, ip, 30*time.Second)
+		testenv.Eventually(t, 10*time.Second, "ServiceL2Status names the answering node", func() (bool, string) {
+			node, ifs := statusNode(t, ns, "testsvc")
+			return node == owner && ifs == "eth0", fmt.Sprintf("status node %q interfaces %q, ARP answered by %s", node, ifs, owner)
+		})
+	})
+
+	t.Run("dual stack: ARP and NDP lead to the same node", func(t *testing.T) {
+		if _, err := exec.LookPath("ndisc6"); err != nil {
+			t.Skip("ndisc6 not installed (Debian package ndisc6)")
+		}
+		apply(t, `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: dual, namespace: metallb-system}
+spec:
+  addresses: [192.168.50.60-192.168.50.69, "fd00:50::60/124"]
+  autoAssign: false
+`)
+		apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: dual
+  namespace: %s
+  annotations: {metallb.io/address-pool: dual}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ports: [{port: 80}]
+`, ns))
+		endpointsOn(t, ns, "dual", "node2")
+		ips := waitIPs(t, ns, "dual", 2)
+		var v4, v6 string
+		for _, s := range ips {
+			if netip.MustParseAddr(s).Is4() {
+				v4 = s
+			} else {
+				v6 = s
+			}
+		}
+		owner := l.soleAnswerer(t, v4, 30*time.Second)
+		testenv.Eventually(t, 10*time.Second, "one NDP answer from the ARP owner", func() (bool, string) {
+			got := l.ndisc6(v6)
+			return slices.Equal(got, []string{owner}), fmt.Sprintf("NDP answers from %v, ARP owner %s", got, owner)
+		})
+	})
+
+	t.Run("externalTrafficPolicy Local follows the endpoints", func(t *testing.T) {
+		apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: %s}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  ports: [{port: 80}]
+`, ns))
+		lip := waitIPs(t, ns, "local", 1)[0]
+		endpointsOn(t, ns, "local", "node3")
+		if got := l.soleAnswerer(t, lip, 30*time.Second); got != "node3" {
+			t.Errorf("answered by %s, want node3 (the only endpoint)", got)
+		}
+		endpointsOn(t, ns, "local", "node1")
+		testenv.Eventually(t, 20*time.Second, "ownership moves to node1", func() (bool, string) {
+			got := l.arping(lip, 2)
+			return onlyOne(got, 2) == "node1", fmt.Sprintf("replies %v", got)
+		})
+	})
+
+	t.Run("nodeSelectors and interfaces are honoured", func(t *testing.T) {
+		apply(t, `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pinned, namespace: metallb-system}
+spec:
+  addresses: [192.168.50.70-192.168.50.71]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: pinned, namespace: metallb-system}
+spec:
+  ipAddressPools: [pinned]
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: node2}}]
+  interfaces: [eth0]
+`)
+		// The catch-all advertisement would also select this pool; narrow it to the seed's.
+		apply(t, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\nspec: {ipAddressPools: [first-pool, dual]}\n")
+		apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: pinned
+  namespace: %s
+  annotations: {metallb.io/address-pool: pinned}
+spec:
+  type: LoadBalancer
+  ports: [{port: 80}]
+`, ns))
+		endpointsOn(t, ns, "pinned", "node1")
+		pip := waitIPs(t, ns, "pinned", 1)[0]
+		if got := l.soleAnswerer(t, pip, 30*time.Second); got != "node2" {
+			t.Errorf("answered by %s, want node2 (the nodeSelector)", got)
+		}
+		testenv.Eventually(t, 10*time.Second, "status node2 on eth0", func() (bool, string) {
+			node, ifs := statusNode(t, ns, "pinned")
+			return node == "node2" && ifs == "eth0", fmt.Sprintf("status %q %q", node, ifs)
+		})
+	})
+
+	t.Run("stopping the owner's speaker moves the VIP", func(t *testing.T) {
+		owner := l.soleAnswerer(t, ip, 30*time.Second)
+		l.stopSpeaker(t, owner)
+		var next string
+		testenv.Eventually(t, 10*time.Second, "another node answers", func() (bool, string) {
+			got := l.arping(ip, 2)
+			next = onlyOne(got, 2)
+			return next != "" && next != owner, fmt.Sprintf("replies %v", got)
+		})
+		testenv.Eventually(t, 10*time.Second, "status follows", func() (bool, string) {
+			node, _ := statusNode(t, ns, "testsvc")
+			return node == next, fmt.Sprintf("status node %q, answering %s", node, next)
+		})
+		l.startSpeaker(t, l.node(owner))
+		// Stateless election: the VIP goes back to its home node once that speaker is back.
+		testenv.Eventually(t, 30*time.Second, "the VIP returns home", func() (bool, string) {
+			got := l.arping(ip, 2)
+			return onlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
+		})
+	})
+
+	t.Run("cutting the owner's link moves the VIP", func(t *testing.T) {
+		owner := l.soleAnswerer(t, ip, 30*time.Second)
+		n := l.node(owner)
+		if err := l.CutLink(n); err != nil {
+			t.Fatal(err)
+		}
+		restored := false
+		defer func() {
+			if !restored {
+				_ = l.RestoreLink(n)
+			}
+		}()
+		start := time.Now()
+		var next string
+		testenv.Eventually(t, 10*time.Second, "another node answers", func() (bool, string) {
+			got := l.arping(ip, 1)
+			for n := range got {
+				next = n
+			}
+			return len(got) == 1 && next != owner, fmt.Sprintf("replies %v", got)
+		})
+		t.Logf("client resolved %s to %s %v after the link cut (arping polling)", ip, next, time.Since(start).Round(10*time.Millisecond))
+		if err := l.RestoreLink(n); err != nil {
+			t.Fatal(err)
+		}
+		restored = true
+		testenv.Eventually(t, 15*time.Second, "one answerer again after the link is back", func() (bool, string) {
+			got := l.arping(ip, 2)
+			return onlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
+		})
+	})
+}

@@ -1,0 +1,267 @@
+// Package app wires the speaker: one controller-runtime manager (no leader election: every
+// node runs one) whose cache feeds the layer 2 announcer, plus memberlist membership.
+package app
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/api/v1beta2"
+	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/internal/scheme"
+	"github.com/ironlb/ironlb/speaker/ifaces"
+	"github.com/ironlb/ironlb/speaker/l2"
+	"github.com/ironlb/ironlb/speaker/l2announce"
+)
+
+// Config is the speaker's configuration; each field's default is the flag default in main.
+type Config struct {
+	// NodeName is this node's Kubernetes name. Required (flag --node-name, env NODE_NAME).
+	NodeName string
+	// Namespace holds the metallb.io configuration and the ServiceL2Status objects. Default
+	// metallb-system.
+	Namespace string
+	// LBClass is the spec.loadBalancerClass served; "" (default) serves Services without one.
+	LBClass string
+	// MetricsAddr serves Prometheus metrics; "0" disables. Default 127.0.0.1:7472.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz; "0" disables. Default :7473.
+	ProbeAddr string
+	// QPS and Burst limit the client. Defaults 20 and 50: a start lists a dozen kinds, and
+	// client-go's own 5/10 would delay the first announcement by seconds, while every node
+	// running a speaker makes a higher limit the API server's problem.
+	QPS   float32
+	Burst int
+
+	// Membership configures memberlist; its Key and Peers are filled from the fields below.
+	Membership membership.Config
+	// KeyFile holds the memberlist Secret's key (mounted from the Secret); required unless
+	// Membership.AllowUnencrypted.
+	KeyFile string
+	// Peers is a static list of seed members ("host" or "host:port"); when empty, the speaker
+	// pods matching PeerSelector in Namespace are the seeds.
+	Peers []string
+	// PeerSelector selects the speaker pods. Default "app.kubernetes.io/component=speaker".
+	PeerSelector string
+
+	// ExcludedInterfaces are name prefixes never answered on. Default
+	// ifaces.DefaultExcludedPrefixes.
+	ExcludedInterfaces []string
+	// AnnounceRefresh re-announces owned VIPs this often after the takeover burst, for switches
+	// whose tables age out; 0 (default) sends only the burst.
+	AnnounceRefresh time.Duration
+	// StartupGrace is how long a speaker alone in memberlist waits before announcing. Default 3s.
+	StartupGrace time.Duration
+	// Registry receives the metrics. Default controller-runtime's registry, which the metrics
+	// server serves.
+	Registry prometheus.Registerer
+
+	// Members replaces memberlist (tests run several speakers in one process). Default: a
+	// membership.Membership from the fields above.
+	Members l2announce.Members
+	// Links replaces the interface listing. Default ifaces.System("/sys").
+	Links ifaces.Lister
+	// NewResponder replaces the ARP/NDP responders. Default: speaker/l2 on the interface.
+	NewResponder func(ifaces.Link) (l2announce.Responder, error)
+	// InProcessInstances lets several speakers run in one process (tests).
+	InProcessInstances bool
+}
+
+// The speaker reads Services, EndpointSlices and Nodes everywhere, its configuration and
+// (for BGP passwords) Secrets in its namespace, and lists its peers' pods.
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list,namespace=metallb-system
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch,namespace=metallb-system
+// +kubebuilder:rbac:groups=metallb.io,resources=ipaddresspools;l2advertisements;bgpadvertisements;bgppeers;bfdprofiles;communities,verbs=get;list;watch,namespace=metallb-system
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Run runs the speaker until ctx ends.
+func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
+	if cfg.NodeName == "" {
+		return fmt.Errorf("node name is required: set --node-name or NODE_NAME")
+	}
+	log := ctrl.Log.WithName("speaker").WithValues("node", cfg.NodeName)
+	rc = rest.CopyConfig(rc)
+	rc.QPS, rc.Burst = cmp.Or(cfg.QPS, 20), cmp.Or(cfg.Burst, 50)
+	s, err := scheme.New()
+	if err != nil {
+		return err
+	}
+	inNS := map[string]cache.Config{cfg.Namespace: {}}
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                 s,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress: cfg.ProbeAddr,
+		Controller:             ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:            {Namespaces: inNS},
+			&v1beta1.IPAddressPool{}:    {Namespaces: inNS},
+			&v1beta1.L2Advertisement{}:  {Namespaces: inNS},
+			&v1beta1.BGPAdvertisement{}: {Namespaces: inNS},
+			&v1beta2.BGPPeer{}:          {Namespaces: inNS},
+			&v1beta1.BFDProfile{}:       {Namespaces: inNS},
+			&v1beta1.Community{}:        {Namespaces: inNS},
+			&v1beta1.ServiceL2Status{}:  {Namespaces: inNS},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = metrics.Registry
+	}
+
+	members := cfg.Members
+	if members == nil {
+		m, err := newMembership(cfg, mgr.GetAPIReader(), log, reg)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(manager.RunnableFunc(m.Start)); err != nil {
+			return fmt.Errorf("add memberlist: %w", err)
+		}
+		members = m
+	}
+	l2m, err := l2.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	am, err := l2announce.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	rlog := slog.New(logr.ToSlogHandler(log.WithName("l2")))
+	opts := []l2.Option{l2.WithLogger(rlog), l2.WithMetrics(l2m)}
+	if cfg.AnnounceRefresh > 0 {
+		opts = append(opts, l2.WithRefresh(cfg.AnnounceRefresh))
+	}
+	links := cfg.Links
+	if links == nil {
+		links = ifaces.System("/sys")
+	}
+	newResponder := cfg.NewResponder
+	if newResponder == nil {
+		newResponder = func(l ifaces.Link) (l2announce.Responder, error) {
+			ifi, err := net.InterfaceByIndex(l.Index)
+			if err != nil {
+				return nil, fmt.Errorf("look up interface %s: %w", l.Name, err)
+			}
+			if ifi.Name != l.Name {
+				return nil, fmt.Errorf("interface %d is now %s, not %s", l.Index, ifi.Name, l.Name)
+			}
+			return l2.NewResponder(ifi, opts...), nil
+		}
+	}
+	ann := &l2announce.Announcer{
+		Client:           mgr.GetClient(),
+		Informers:        mgr.GetCache(),
+		Namespace:        cfg.Namespace,
+		NodeName:         cfg.NodeName,
+		LBClass:          cfg.LBClass,
+		Members:          members,
+		Links:            links,
+		ExcludedPrefixes: cfg.ExcludedInterfaces,
+		NewResponder:     newResponder,
+		Events:           mgr.GetEventRecorder("ironlb-speaker"),
+		Metrics:          am,
+		Log:              log.WithName("l2"),
+		StartupGrace:     cfg.StartupGrace,
+	}
+	if err := mgr.Add(ann); err != nil {
+		return fmt.Errorf("add announcer: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting speaker", "namespace", cfg.Namespace, "lbClass", cfg.LBClass)
+	return mgr.Start(ctx)
+}
+
+// newMembership sets up memberlist from cfg: the key from KeyFile, seeds from Peers or the
+// speaker pods.
+func newMembership(cfg Config, r client.Reader, log logr.Logger, reg prometheus.Registerer) (*membership.Membership, error) {
+	mcfg := cfg.Membership
+	mcfg.NodeName = cfg.NodeName
+	if cfg.KeyFile != "" {
+		raw, err := os.ReadFile(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read memberlist key: %w", err)
+		}
+		if mcfg.Key, err = membership.KeyFromSecret(raw); err != nil {
+			return nil, fmt.Errorf("memberlist key from %s: %w", cfg.KeyFile, err)
+		}
+	}
+	if len(cfg.Peers) > 0 {
+		mcfg.Peers = membership.StaticPeers(cfg.Peers...)
+	} else {
+		sel, err := labels.Parse(cfg.PeerSelector)
+		if err != nil {
+			return nil, fmt.Errorf("parse peer selector %q: %w", cfg.PeerSelector, err)
+		}
+		mcfg.Peers = podPeers(r, cfg.Namespace, sel)
+	}
+	m, err := membership.New(mcfg, log.WithName("memberlist"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("set up memberlist: %w", err)
+	}
+	return m, nil
+}
+
+// podPeers lists the running speaker pods' IPs as memberlist seeds. It reads the API server
+// directly: it runs only while joining, and a cache of every pod is not worth keeping for it.
+func podPeers(r client.Reader, namespace string, sel labels.Selector) membership.PeerSource {
+	return func(ctx context.Context) ([]string, error) {
+		var pods corev1.PodList
+		if err := r.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return nil, fmt.Errorf("list speaker pods %q in %s: %w", sel, namespace, err)
+		}
+		var out []string
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+				continue
+			}
+			if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+				out = append(out, ip.String())
+			}
+		}
+		return out, nil
+	}
+}
+
+// SplitList splits a comma-separated flag value, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,406 @@
+package l2announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/api/v1beta2"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/configlist"
+	"github.com/ironlb/ironlb/speaker/ifaces"
+)
+
+// Event reasons on Services.
+const (
+	ReasonAnnouncing        = "Announcing"
+	ReasonNoInterface       = "NoL2Interface"
+	ReasonInvalidConfig     = "InvalidConfiguration"
+	defaultResync           = 30 * time.Second
+	defaultStartupGrace     = 3 * time.Second
+	defaultRetryMin         = 100 * time.Millisecond
+	defaultRetryMax         = 10 * time.Second
+	eventBurst, eventPerSec = 100, 20
+)
+
+// Members is the memberlist view the announcer needs (internal/membership implements it).
+type Members interface {
+	// Members returns the live speakers, this one included.
+	Members() []string
+	// Changes signals (coalesced) that Members may have changed.
+	Changes() <-chan struct{}
+}
+
+// Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
+type Responder interface {
+	Start(ctx context.Context) error
+	SetOwned(ips []netip.Addr)
+	Announce(ip netip.Addr) error
+}
+
+// Informers gives the announcer the informers of its cache, to be told about changes.
+type Informers interface {
+	GetInformer(ctx context.Context, obj client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error)
+	WaitForCacheSync(ctx context.Context) bool
+}
+
+// Announcer makes this node answer for the VIPs it owns. Set the fields, then run Start.
+type Announcer struct {
+	// Client reads from the cache and writes ServiceL2Status objects. Required.
+	Client client.Client
+	// Informers are the cache's; every change of a watched kind triggers a sync. Required.
+	Informers Informers
+	// Namespace holds the configuration and the ServiceL2Status objects. Required.
+	Namespace string
+	// NodeName is this node. Required.
+	NodeName string
+	// LBClass is the spec.loadBalancerClass served; "" serves Services without one.
+	LBClass string
+	// Members is the memberlist view. Required.
+	Members Members
+	// Links lists this node's interfaces. Required.
+	Links ifaces.Lister
+	// ExcludedPrefixes name interfaces never answered on. Default ifaces.DefaultExcludedPrefixes.
+	ExcludedPrefixes []string
+	// NewResponder creates the responder of an interface. Required.
+	NewResponder func(l ifaces.Link) (Responder, error)
+	// Events records Events on Services; nil records none.
+	Events events.EventRecorder
+	// Metrics, if set, is updated.
+	Metrics *Metrics
+	// Log is the logger. Default: discard.
+	Log logr.Logger
+	// StartupGrace is how long a speaker that is alone in memberlist waits for peers before it
+	// announces: a speaker that believes it is alone would otherwise claim every VIP and send
+	// gratuitous ARP for VIPs other nodes answer. Default 3s.
+	StartupGrace time.Duration
+	// Resync is the period of an unconditional sync (new interfaces, lost writes). Default 30s.
+	Resync time.Duration
+
+	mu         sync.Mutex // guards responders for Status
+	responders map[string]*runningResponder
+	announced  map[ifaceIP]bool
+	owned      map[string]VIP // by key, this node's VIPs at the last sync
+	lastConfig *config.Config
+	events     *rate.Limiter
+	wg         sync.WaitGroup
+}
+
+type ifaceIP struct {
+	iface string
+	ip    netip.Addr
+}
+
+type runningResponder struct {
+	r      Responder
+	index  int
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set when done is closed
+}
+
+// watched are the kinds whose changes trigger a sync.
+func watched() []client.Object {
+	return []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &corev1.Secret{},
+		&v1beta1.BGPAdvertisement{}, &v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{},
+		&v1beta1.ServiceL2Status{},
+	}
+}
+
+// Start syncs on every change until ctx ends, then stops answering.
+func (a *Announcer) Start(ctx context.Context) error {
+	if a.StartupGrace == 0 {
+		a.StartupGrace = defaultStartupGrace
+	}
+	if a.Resync == 0 {
+		a.Resync = defaultResync
+	}
+	if a.ExcludedPrefixes == nil {
+		a.ExcludedPrefixes = ifaces.DefaultExcludedPrefixes
+	}
+	a.responders = map[string]*runningResponder{}
+	a.announced = map[ifaceIP]bool{}
+	a.owned = map[string]VIP{}
+	a.events = rate.NewLimiter(eventPerSec, eventBurst)
+
+	trigger := make(chan struct{}, 1)
+	kick := func() {
+		select {
+		case trigger <- struct{}{}:
+		default:
+		}
+	}
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { kick() },
+		UpdateFunc: func(any, any) { kick() },
+		DeleteFunc: func(any) { kick() },
+	}
+	for _, obj := range watched() {
+		// Not blocking per kind: each blocking call polls for its sync every 100ms, which
+		// adds up to a second of start-up across a dozen kinds.
+		inf, err := a.Informers.GetInformer(ctx, obj, crcache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+	}
+	if !a.Informers.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	defer a.stopAll()
+
+	started := time.Now()
+	resync := time.NewTicker(a.Resync)
+	defer resync.Stop()
+	retry := time.NewTimer(0) // the first sync
+	defer retry.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-trigger:
+		case <-a.Members.Changes():
+		case <-resync.C:
+		case <-retry.C:
+		}
+		// A speaker alone in memberlist waits for peers (see StartupGrace); the timer wakes
+		// it when the grace ends.
+		if wait := a.StartupGrace - time.Since(started); wait > 0 && len(a.Members.Members()) < 2 {
+			retry.Reset(wait)
+			continue
+		}
+		if err := a.sync(ctx); err != nil {
+			backoff = min(max(2*backoff, defaultRetryMin), defaultRetryMax)
+			a.Log.Error(err, "L2 sync failed; retrying", "retryIn", backoff)
+			a.Metrics.syncError()
+			retry.Reset(backoff)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// sync computes the plan from the caches and applies this node's part. Answering changes come
+// first, API writes last: a takeover must not wait for the API server.
+func (a *Announcer) sync(ctx context.Context) error {
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	in := Input{Config: cfg, LBClass: a.LBClass, Live: map[string]bool{}}
+	for _, m := range a.Members.Members() {
+		in.Live[m] = true
+	}
+	var svcs corev1.ServiceList
+	var eps discoveryv1.EndpointSliceList
+	var nodes corev1.NodeList
+	for _, l := range []client.ObjectList{&svcs, &eps, &nodes} {
+		if err := a.Client.List(ctx, l); err != nil {
+			return fmt.Errorf("list %T: %w", l, err)
+		}
+	}
+	in.Services, in.Slices, in.Nodes = svcs.Items, eps.Items, nodes.Items
+	plan := Plan(in)
+
+	links, err := a.Links.Links()
+	if err != nil {
+		return fmt.Errorf("list interfaces: %w", err)
+	}
+	eligible := ifaces.Eligible(links, a.ExcludedPrefixes)
+	a.ensureResponders(ctx, eligible)
+
+	mine := map[string]VIP{}
+	perIface := map[string][]netip.Addr{}
+	where := map[string][]string{} // VIP key -> interfaces answered on
+	for _, v := range plan {
+		if v.Owner != a.NodeName {
+			continue
+		}
+		mine[v.Key] = v
+		on := ifaces.Restrict(eligible, v.Interfaces)
+		if len(on) == 0 {
+			a.warnNoInterface(ctx, v, eligible)
+		}
+		for _, l := range on {
+			perIface[l.Name] = append(perIface[l.Name], v.IPs...)
+			where[v.Key] = append(where[v.Key], l.Name)
+		}
+	}
+	a.apply(ctx, perIface, mine, where)
+	a.Metrics.setOwned(len(mine))
+	return a.writeStatuses(ctx, mine, where)
+}
+
+// config compiles the configuration. An invalid configuration keeps the last valid one in
+// force (as MetalLB does): a typo in one pool must not silence every VIP.
+func (a *Announcer) config(ctx context.Context) (*config.Config, error) {
+	snap, err := configlist.List(ctx, a.Client, a.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Compile(snap)
+	switch {
+	case err == nil:
+	case config.OnlyMissingReferences(err) && cfg != nil:
+	default:
+		if a.lastConfig != nil {
+			a.Log.Error(err, "Configuration is invalid; keeping the last valid one")
+		} else {
+			a.Log.Error(err, "Configuration is invalid; announcing nothing until it is fixed")
+		}
+		return a.lastConfig, nil
+	}
+	a.lastConfig = cfg
+	return cfg, nil
+}
+
+// apply hands each responder its VIPs and announces the (interface, VIP) pairs that are new.
+func (a *Announcer) apply(ctx context.Context, perIface map[string][]netip.Addr, mine map[string]VIP, where map[string][]string) {
+	next := map[ifaceIP]bool{}
+	for name, rr := range a.responders {
+		ips := perIface[name]
+		rr.r.SetOwned(ips)
+		for _, ip := range ips {
+			k := ifaceIP{name, ip}
+			next[k] = true
+			if a.announced[k] {
+				continue
+			}
+			if err := rr.r.Announce(ip); err != nil {
+				a.Log.Error(err, "Announce failed", "ip", ip, "interface", name)
+			}
+		}
+	}
+	for key, v := range mine {
+		if _, had := a.owned[key]; !had {
+			a.Log.Info("Announcing", "vip", key, "ips", v.IPs, "interfaces", where[key])
+			a.event(ctx, v, corev1.EventTypeNormal, ReasonAnnouncing, "Announce",
+				"announcing %s from %s on %s", joinIPs(v.IPs), a.NodeName, strings.Join(where[key], ","))
+		}
+	}
+	for key, v := range a.owned {
+		if _, still := mine[key]; !still {
+			a.Log.Info("Stopped announcing", "vip", key, "ips", v.IPs)
+		}
+	}
+	a.announced, a.owned = next, mine
+}
+
+// ensureResponders runs one responder per eligible interface: new interfaces get one, vanished
+// ones (or ones whose index changed: recreated) lose theirs, failed ones are restarted.
+func (a *Announcer) ensureResponders(ctx context.Context, eligible []ifaces.Link) {
+	want := map[string]ifaces.Link{}
+	for _, l := range eligible {
+		want[l.Name] = l
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, rr := range a.responders {
+		l, ok := want[name]
+		failed := false
+		select {
+		case <-rr.done:
+			failed = true
+			a.Log.Error(rr.err, "L2 responder stopped; restarting", "interface", name)
+		default:
+		}
+		if ok && l.Index == rr.index && !failed {
+			continue
+		}
+		rr.cancel()
+		<-rr.done
+		delete(a.responders, name)
+		for k := range a.announced {
+			if k.iface == name {
+				delete(a.announced, k) // a new responder announces again
+			}
+		}
+	}
+	for name, l := range want {
+		if _, ok := a.responders[name]; ok {
+			continue
+		}
+		r, err := a.NewResponder(l)
+		if err != nil {
+			a.Log.Error(err, "Cannot answer on interface; retrying at the next sync", "interface", name)
+			continue
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		rr := &runningResponder{r: r, index: l.Index, cancel: cancel, done: make(chan struct{})}
+		a.responders[name] = rr
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			defer close(rr.done)
+			rr.err = rr.r.Start(rctx)
+			if rr.err == nil && rctx.Err() == nil {
+				rr.err = errors.New("responder returned")
+			}
+		}()
+	}
+}
+
+func (a *Announcer) stopAll() {
+	a.mu.Lock()
+	for _, rr := range a.responders {
+		rr.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// warnNoInterface tells the user that the VIP is owned here but answered nowhere.
+func (a *Announcer) warnNoInterface(ctx context.Context, v VIP, eligible []ifaces.Link) {
+	names := make([]string, 0, len(eligible))
+	for _, l := range eligible {
+		names = append(names, l.Name)
+	}
+	if _, had := a.owned[v.Key]; had {
+		return // said already
+	}
+	a.event(ctx, v, corev1.EventTypeWarning, ReasonNoInterface, "Announce",
+		"%s is elected to announce %s but none of the L2Advertisement interfaces %v is eligible here (eligible: %v); fix spec.interfaces of the L2Advertisement or the node's interfaces",
+		a.NodeName, joinIPs(v.IPs), v.Interfaces, names)
+}
+
+func (a *Announcer) event(ctx context.Context, v VIP, typ, reason, action, format string, args ...any) {
+	if a.Events == nil || !a.events.Allow() {
+		return
+	}
+	for _, n := range v.Services {
+		svc := &corev1.Service{}
+		svc.Namespace, svc.Name = n.Namespace, n.Name
+		// The recorder needs the UID to attach the Event; read it from the cache.
+		if err := a.Client.Get(ctx, n, svc); err != nil {
+			continue
+		}
+		a.Events.Eventf(svc, nil, typ, reason, action, format, args...)
+	}
+}
+
+func joinIPs(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,74 @@
+// Command speaker is ironlb's per-node agent: it makes the LoadBalancer IPs this node owns
+// reachable from the LAN (ARP/NDP answers in layer 2 mode). See docs/speaker.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/speaker/app"
+)
+
+func main() {
+	var cfg app.Config
+	m := &cfg.Membership
+	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's Kubernetes name (default $NODE_NAME)")
+	flag.StringVar(&cfg.Namespace, "namespace", envOr("METALLB_NAMESPACE", "metallb-system"), "namespace of the metallb.io configuration and the ServiceL2Status objects")
+	flag.StringVar(&cfg.LBClass, "lb-class", "", "spec.loadBalancerClass to serve; empty serves Services without a class")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:7472", "address for Prometheus metrics; 0 disables")
+	flag.StringVar(&cfg.ProbeAddr, "health-probe-bind-address", ":7473", "address for /healthz and /readyz; 0 disables")
+	qps := flag.Float64("kube-api-qps", 20, "client queries per second to the API server")
+	flag.IntVar(&cfg.Burst, "kube-api-burst", 50, "client burst to the API server")
+	flag.StringVar(&cfg.KeyFile, "memberlist-key-file", envOr("METALLB_ML_SECRET_KEY_PATH", ""), "file holding the memberlist Secret's key (mounted from the Secret)")
+	flag.BoolVar(&m.AllowUnencrypted, "memberlist-allow-unencrypted", false, "run memberlist without encryption (labs only: anyone reaching the port can join)")
+	bind := flag.String("memberlist-bind-addr", envOr("METALLB_HOST", ""), "address memberlist listens on; empty listens on all")
+	flag.IntVar(&m.BindPort, "memberlist-port", membership.DefaultBindPort, "memberlist UDP and TCP port")
+	peers := flag.String("peers", "", "comma-separated static memberlist seeds (host or host:port); empty lists the speaker pods")
+	flag.StringVar(&cfg.PeerSelector, "peer-selector", "app.kubernetes.io/component=speaker", "label selector of the speaker pods, the memberlist seeds")
+	flag.DurationVar(&m.ProbeInterval, "memberlist-probe-interval", membership.DefaultProbeInterval, "how often each speaker probes another")
+	flag.DurationVar(&m.ProbeTimeout, "memberlist-probe-timeout", membership.DefaultProbeTimeout, "how long a probe waits for an ack")
+	flag.IntVar(&m.SuspicionMult, "memberlist-suspicion-mult", membership.DefaultSuspicionMult, "how many probe intervals a suspect may refute before it is dead")
+	excluded := flag.String("excluded-interfaces", "", "comma-separated interface name prefixes never answered on; empty uses the built-in list (docker, veth, cali, ...)")
+	flag.DurationVar(&cfg.AnnounceRefresh, "announce-refresh", 0, "re-announce owned VIPs this often for switches whose tables age out; 0 disables")
+	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	cfg.QPS = float32(*qps)
+	cfg.Peers = app.SplitList(*peers)
+	cfg.ExcludedInterfaces = app.SplitList(*excluded)
+
+	if err := run(cfg, *bind); err != nil {
+		fmt.Fprintln(os.Stderr, "speaker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg app.Config, bind string) error {
+	if bind != "" {
+		a, err := netip.ParseAddr(bind)
+		if err != nil {
+			return fmt.Errorf("--memberlist-bind-addr: %w", err)
+		}
+		cfg.Membership.BindAddr = a
+	}
+	rc, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return app.Run(ctrl.SetupSignalHandler(), cfg, rc)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
