@@ -102,17 +102,32 @@ type speaker struct {
 	node    string
 	members *fakeMembers
 	eth0    *fakeResponder
+	metrics *prometheus.Registry
+}
+
+// gauge reads a metric without labels from the speaker's registry (-1 if absent).
+func (sp *speaker) gauge(t *testing.T, name string) float64 {
+	mfs, err := sp.metrics.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 func startSpeaker(t *testing.T, ns, node string, members *fakeMembers) *speaker {
 	t.Helper()
-	sp := &speaker{node: node, members: members, eth0: &fakeResponder{}}
+	sp := &speaker{node: node, members: members, eth0: &fakeResponder{}, metrics: prometheus.NewRegistry()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Config{
 			NodeName: node, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0",
-			Registry: prometheus.NewRegistry(), InProcessInstances: true,
+			Registry: sp.metrics, InProcessInstances: true,
 			Members: members,
 			Links:   fakeLinks{{Name: "eth0", Index: 2, Up: true}, {Name: "docker0", Index: 3, Up: true}},
 			NewResponder: func(l ifaces.Link) (l2announce.Responder, error) {
@@ -254,6 +269,9 @@ func TestOneOwnerAndFailover(t *testing.T) {
 	if _, ann := owner.eth0.state(); len(ann) != 1 {
 		t.Errorf("owner announced %v, want the VIP once", ann)
 	}
+	if o, n := owner.gauge(t, "ironlb_l2_vips_owned"), other.gauge(t, "ironlb_l2_vips_owned"); o != 1 || n != 0 {
+		t.Errorf("ironlb_l2_vips_owned: owner %v, other %v; want 1 and 0", o, n)
+	}
 	testenv.Eventually(t, 10*time.Second, "Announcing event", func() (bool, string) {
 		return hasEvent(t, ns, l2announce.ReasonAnnouncing, fmt.Sprintf("announcing %s from %s on eth0", vip, owner.node))
 	})
@@ -271,6 +289,32 @@ func TestOneOwnerAndFailover(t *testing.T) {
 	if _, ann := other.eth0.state(); len(ann) != 1 {
 		t.Errorf("new owner announced %v, want the VIP once", ann)
 	}
+
+	// The owner comes back: the VIP returns home (the election is stateless) and is announced.
+	owner.members.set(owner.node, other.node)
+	other.members.set(owner.node, other.node)
+	testenv.Eventually(t, 10*time.Second, "return home", func() (bool, string) {
+		o := owners(sa, sb)
+		_, ann := owner.eth0.state()
+		return slices.Equal(o, []string{owner.node}) && len(ann) == 2, fmt.Sprintf("owners %v, home announced %v", o, ann)
+	})
+
+	// A partition: each side sees only itself, so both answer (each on its own side of the
+	// cut). When it heals the other side stops, and the home announces again although in its
+	// own view it never lost the VIP: the LAN learnt the other node's MAC meanwhile.
+	owner.members.set(owner.node)
+	other.members.set(other.node)
+	testenv.Eventually(t, 10*time.Second, "both sides answer", func() (bool, string) {
+		o := owners(sa, sb)
+		return len(o) == 2, fmt.Sprintf("owners %v", o)
+	})
+	owner.members.set(owner.node, other.node)
+	other.members.set(owner.node, other.node)
+	testenv.Eventually(t, 10*time.Second, "healed: the home answers and announces again", func() (bool, string) {
+		o := owners(sa, sb)
+		_, ann := owner.eth0.state()
+		return slices.Equal(o, []string{owner.node}) && len(ann) == 3, fmt.Sprintf("owners %v, home announced %v", o, ann)
+	})
 
 	// The Service goes away: nobody answers, no status is left.
 	if err := env.Client.Delete(context.Background(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {

@@ -96,6 +96,8 @@ type Announcer struct {
 	announced  map[ifaceIP]bool
 	owned      map[string]VIP // by key, this node's VIPs at the last sync
 	lastConfig *config.Config
+	lastLive   map[string]bool // members at the last sync
+	everLive   map[string]bool // members seen alive since Start
 	events     *rate.Limiter
 	wg         sync.WaitGroup
 }
@@ -137,6 +139,7 @@ func (a *Announcer) Start(ctx context.Context) error {
 	a.responders = map[string]*runningResponder{}
 	a.announced = map[ifaceIP]bool{}
 	a.owned = map[string]VIP{}
+	a.everLive = map[string]bool{}
 	a.events = rate.NewLimiter(eventPerSec, eventBurst)
 
 	trigger := make(chan struct{}, 1)
@@ -210,6 +213,17 @@ func (a *Announcer) sync(ctx context.Context) error {
 	for _, m := range a.Members.Members() {
 		in.Live[m] = true
 	}
+	for m := range in.Live {
+		if a.everLive[m] && !a.lastLive[m] {
+			// A member came back. If it was a partition, its side gave our VIPs to other
+			// nodes and the LAN learnt their MACs, while in our view the VIPs never left us,
+			// so nothing else would tell the LAN. Announce everything we own again. (Members
+			// seen for the first time, as at start-up, do not trigger this.)
+			clear(a.announced)
+		}
+		a.everLive[m] = true
+	}
+	a.lastLive = in.Live
 	var svcs corev1.ServiceList
 	var eps discoveryv1.EndpointSliceList
 	var nodes corev1.NodeList

@@ -1,0 +1,129 @@
+package e2etest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/arp"
+
+	"github.com/ironlb/ironlb/e2etest/lab"
+)
+
+// arpWatch stands on the client's eth0 with a packet socket: it asks for the VIP every
+// interval and timestamps every ARP packet whose sender is the VIP — the answers to its
+// requests and the gratuitous announcements. It measures failover from the LAN's side.
+type arpWatch struct {
+	c    *arp.Client
+	vip  netip.Addr
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	events []arpEvent
+}
+
+type arpEvent struct {
+	at         time.Time
+	mac        string // lower case
+	gratuitous bool   // an announcement (target = VIP), not an answer to us
+}
+
+// watchARP starts a watch for vip from host; Close stops it.
+func watchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch, error) {
+	w := &arpWatch{vip: vip, stop: make(chan struct{})}
+	err := host.Do(func() error {
+		ifi, err := net.InterfaceByName(host.Iface)
+		if err != nil {
+			return err
+		}
+		w.c, err = arp.Dial(ifi) // the socket stays in host's namespace
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.wg.Add(2)
+	go w.read()
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			_ = w.c.Request(vip)
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (w *arpWatch) read() {
+	defer w.wg.Done()
+	for {
+		_ = w.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		p, _, err := w.c.Read()
+		at := time.Now()
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if strings.Contains(err.Error(), "closed") {
+				return
+			}
+			continue // not an ARP packet we can parse
+		}
+		if p.SenderIP != w.vip {
+			continue
+		}
+		w.mu.Lock()
+		w.events = append(w.events, arpEvent{at: at, mac: strings.ToLower(p.SenderHardwareAddr.String()), gratuitous: p.TargetIP == w.vip})
+		w.mu.Unlock()
+	}
+}
+
+// first returns the time of the first event after since from a MAC other than notMAC ("" for
+// any) of the kind asked for.
+func (w *arpWatch) first(since time.Time, gratuitous bool, mac, notMAC string) (time.Time, string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.events {
+		if e.at.Before(since) || e.gratuitous != gratuitous || (mac != "" && e.mac != mac) || (notMAC != "" && e.mac == notMAC) {
+			continue
+		}
+		return e.at, e.mac, true
+	}
+	return time.Time{}, "", false
+}
+
+func (w *arpWatch) Close() {
+	close(w.stop)
+	w.wg.Wait()
+	w.c.Close()
+}
+
+// failoverRuns is how many link cuts TestL2 measures: IRONLB_FAILOVER_RUNS, default 3 (the
+// figure in docs/performance.md uses 20).
+func failoverRuns() int {
+	n := 3
+	if v := os.Getenv("IRONLB_FAILOVER_RUNS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			n = 3
+		}
+	}
+	return n
+}
