@@ -10,6 +10,15 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 export KUBEBUILDER_ASSETS ?= $(BIN)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
+# Fragments in hack/make/*.mk add targets and extend these lists:
+#   GENERATED   trees that `make $(REGENERATE)` rewrites; verify-generated fails if they are stale
+#   REGENERATE  targets that regenerate them
+#   TEST_DEPS   targets `make test` runs before `go test ./...` (tools it needs, nested modules' tests)
+GENERATED := api config/crd config/rbac
+REGENERATE := generate manifests
+TEST_DEPS :=
+include $(sort $(wildcard hack/make/*.mk))
+
 .PHONY: help
 help: ## Show the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,11 +37,12 @@ manifests: $(CONTROLLER_GEN) ## Regenerate the CRDs (config/crd/bases) and the c
 	$(CONTROLLER_GEN) rbac:roleName=ironlb-speaker paths=./speaker/... output:rbac:dir=config/rbac/speaker
 
 .PHONY: verify-generated
-verify-generated: $(CONTROLLER_GEN) ## Fail if generated code or CRDs are stale (regenerates them in place).
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp -r api config/crd config/rbac "$$tmp/"; \
-	$(MAKE) -s generate manifests >/dev/null; \
-	if ! diff -r "$$tmp/api" api || ! diff -r "$$tmp/crd" config/crd || ! diff -r "$$tmp/rbac" config/rbac; then \
+verify-generated: $(CONTROLLER_GEN) ## Fail if generated code, CRDs, RBAC or bundles are stale (regenerates them in place).
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; stale=; \
+	for d in $(GENERATED); do mkdir -p "$$tmp/$$d"; cp -r "$$d/." "$$tmp/$$d/"; done; \
+	$(MAKE) -s $(REGENERATE) >/dev/null; \
+	for d in $(GENERATED); do diff -r "$$tmp/$$d" "$$d" || stale=1; done; \
+	if [ -n "$$stale" ]; then \
 	  echo "generated files were stale; they are regenerated now: review and commit them"; exit 1; \
 	fi
 
@@ -48,7 +58,7 @@ lint: ## go vet and a gofmt check.
 ##@ Test
 
 .PHONY: test
-test: verify-generated test-assets lint ## Everything CI runs: generated-file check, vet, unit and integration tests.
+test: verify-generated test-assets lint $(TEST_DEPS) ## Everything CI runs: generated-file check, vet, unit and integration tests.
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
