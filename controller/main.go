@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&cfg.WebhookCertDir, "webhook-cert-dir", "", "directory for the webhook's serving certificate; empty uses a temporary directory")
 	flag.StringVar(&cfg.WebhookServiceName, "webhook-service-name", "ironlb-webhook", "Service in front of the webhook, named in its certificate")
 	flag.StringVar(&cfg.WebhookConfigurationName, "webhook-configuration-name", "ironlb-validating-webhook", "ValidatingWebhookConfiguration whose caBundle the controller keeps")
+	flag.StringVar(&cfg.MemberlistSecretName, "ml-secret-name", "ironlb-memberlist", "Secret holding the speakers' memberlist key, created with a random key when absent; empty manages none")
 	hosts := flag.String("webhook-hosts", "", "comma-separated extra IP addresses named in the webhook's certificate")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

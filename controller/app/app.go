@@ -76,6 +76,11 @@ type Config struct {
 	WebhookConfigurationName string
 	// WebhookHosts are extra IP addresses the certificate names. Default none.
 	WebhookHosts []string
+
+	// MemberlistSecretName is the Secret in Namespace holding the speakers' memberlist key; the
+	// controller creates it with a random key when absent. "" (the zero value) manages none.
+	// Default ironlb-memberlist.
+	MemberlistSecretName string
 }
 
 // The leader election Lease lives in the configuration namespace.
@@ -157,6 +162,12 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	}
 	if err := mgr.Add(&allocation.Initializer{Cache: mgr.GetCache(), Client: mgr.GetClient(), Config: cr, State: state, Events: rec, LBClass: cfg.LBClass}); err != nil {
 		return fmt.Errorf("add initializer: %w", err)
+	}
+	if cfg.MemberlistSecretName != "" {
+		ms := &memberlistSecret{client: mgr.GetClient(), namespace: cfg.Namespace, name: cfg.MemberlistSecretName, log: ctrl.Log.WithName("memberlist-secret")}
+		if err := mgr.Add(ms); err != nil {
+			return fmt.Errorf("add memberlist Secret: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
