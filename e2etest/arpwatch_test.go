@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,8 +25,9 @@ type arpWatch struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu     sync.Mutex
-	events []arpEvent
+	mu       sync.Mutex
+	events   []arpEvent
+	requests []time.Time // when each request was sent, ascending
 }
 
 type arpEvent struct {
@@ -55,6 +57,9 @@ func watchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
+			w.mu.Lock()
+			w.requests = append(w.requests, time.Now())
+			w.mu.Unlock()
 			_ = w.c.Request(vip)
 			select {
 			case <-w.stop:
@@ -108,6 +113,37 @@ func (w *arpWatch) first(since time.Time, gratuitous bool, mac, notMAC string) (
 		return e.at, e.mac, true
 	}
 	return time.Time{}, "", false
+}
+
+// answers groups the answers to the requests sent in [from, to): for each request, the set
+// of MACs that answered it (an answer belongs to the last request sent before it).
+func (w *arpWatch) answers(from, to time.Time) []map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []map[string]bool
+	first := -1
+	for i, r := range w.requests {
+		if !r.Before(from) && r.Before(to) {
+			if first < 0 {
+				first = i
+			}
+			out = append(out, map[string]bool{})
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	for _, e := range w.events {
+		if e.gratuitous {
+			continue
+		}
+		// The request this answers: the last one sent before it.
+		i := sort.Search(len(w.requests), func(i int) bool { return w.requests[i].After(e.at) }) - 1
+		if i >= first && i-first < len(out) {
+			out[i-first][e.mac] = true
+		}
+	}
+	return out
 }
 
 func (w *arpWatch) Close() {

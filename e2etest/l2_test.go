@@ -70,6 +70,30 @@ type l2Lab struct {
 	keyFile    string
 	logs       *syncBuffer
 	speakers   map[string]*exec.Cmd // by node name
+	apiAddr    string               // 127.0.0.1:port of the API server, the same in every namespace
+	apiCancel  []context.CancelFunc // stop the forwarders into the nodes
+}
+
+// apiUp lets every node reach the API server: a forwarder whose listener lives in the node's
+// namespace, on the same 127.0.0.1:port the test process uses.
+func (l *l2Lab) apiUp(t *testing.T) {
+	t.Helper()
+	for _, n := range l.Nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := n.Forward(ctx, l.apiAddr, l.apiAddr); err != nil {
+			cancel()
+			t.Fatalf("forward the API server into %s: %v", n.Name, err)
+		}
+		l.apiCancel = append(l.apiCancel, cancel)
+	}
+}
+
+// apiDown cuts every node off the API server (an API outage as the speakers see it).
+func (l *l2Lab) apiDown() {
+	for _, c := range l.apiCancel {
+		c()
+	}
+	l.apiCancel = nil
 }
 
 func needRoot(t *testing.T) {
@@ -120,27 +144,44 @@ func startL2Lab(t *testing.T, prefix string) *l2Lab {
 			t.Errorf("close lab: %v", err)
 		}
 	})
-	// Each node reaches the API server on the same 127.0.0.1:port as this process does,
-	// through a forwarder whose listener lives in the node's namespace.
 	u, err := url.Parse(env.Config.Host)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, n := range l.Nodes {
-		if _, err := n.Forward(ctx, u.Host, u.Host); err != nil {
-			t.Fatalf("forward the API server into %s: %v", n.Name, err)
-		}
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "secretkey")
 	if err := os.WriteFile(key, []byte("e2e memberlist secret, any length"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ll := &l2Lab{Lab: l, bin: bin, kubeconfig: env.Kubeconfig, keyFile: key, logs: logs, speakers: map[string]*exec.Cmd{}}
+	ll := &l2Lab{Lab: l, bin: bin, kubeconfig: env.Kubeconfig, keyFile: key, logs: logs, speakers: map[string]*exec.Cmd{}, apiAddr: u.Host}
+	ll.apiUp(t)
+	t.Cleanup(ll.apiDown)
+	// Tests share the API server: remove what this one configured, so the next starts clean.
+	t.Cleanup(func() { cleanConfig(t) })
 	for _, n := range l.Nodes {
 		ll.startSpeaker(t, n)
 	}
 	return ll
+}
+
+// cleanConfig deletes the metallb.io configuration and every LoadBalancer Service, so the
+// next test's controller starts from nothing.
+func cleanConfig(t *testing.T) {
+	ctx := context.Background()
+	var svcs corev1.ServiceList
+	if err := env.Client.List(ctx, &svcs); err != nil {
+		t.Errorf("list Services: %v", err)
+	}
+	for i := range svcs.Items {
+		if svcs.Items[i].Spec.Type == corev1.ServiceTypeLoadBalancer {
+			_ = env.Client.Delete(ctx, &svcs.Items[i])
+		}
+	}
+	for _, obj := range []client.Object{&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.ServiceL2Status{}} {
+		if err := env.Client.DeleteAllOf(ctx, obj, client.InNamespace(configNS)); err != nil {
+			t.Errorf("delete %T: %v", obj, err)
+		}
+	}
 }
 
 func nodeName(n *lab.Node) string { return fmt.Sprintf("node%d", n.Index) }
@@ -349,10 +390,12 @@ func waitIPs(t *testing.T, ns, name string, n int) []string {
 	return ips
 }
 
-// TestL2 is seed 000 on the lab LAN, then what users do next: dual stack, eTP Local, pinning
-// to nodes and interfaces, and losing the owner two ways.
-func TestL2(t *testing.T) {
-	l := startL2Lab(t, "ilbe2e")
+// seedStory starts the lab with speakers, the controller in this process, and seed 000 as
+// written (plus the L2Advertisement MetalLB's L2 mode needs): testsvc with endpoints on every
+// node. It returns the lab, testsvc's namespace and its IP.
+func seedStory(t *testing.T, prefix string) (*l2Lab, string, string) {
+	t.Helper()
+	l := startL2Lab(t, prefix)
 	ctx := context.Background()
 	if err := env.EnsureNamespace(ctx, configNS); err != nil {
 		t.Fatal(err)
@@ -360,7 +403,6 @@ func TestL2(t *testing.T) {
 	createNodes(t, l)
 	apptest.Start(t, env.Config, configNS)
 
-	// Seed 000 as written, plus the L2Advertisement MetalLB's L2 mode needs.
 	apply(t, seedFile(t, "000-first-pool.yaml"))
 	apply(t, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\n")
 	ns, err := env.Namespace(ctx, "seed")
@@ -375,6 +417,13 @@ func TestL2(t *testing.T) {
 	if ip != "192.168.50.50" {
 		t.Fatalf("testsvc got %s, want the seed's 192.168.50.50", ip)
 	}
+	return l, ns, ip
+}
+
+// TestL2 is seed 000 on the lab LAN, then what users do next: dual stack, eTP Local, pinning
+// to nodes and interfaces, and losing the owner two ways.
+func TestL2(t *testing.T) {
+	l, ns, ip := seedStory(t, "ilbe2e")
 
 	t.Run("one node answers ARP and says so", func(t *testing.T) {
 		owner := l.soleAnswerer(t, ip, 30*time.Second)

@@ -160,8 +160,9 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		opts = append(opts, l2.WithRefresh(cfg.AnnounceRefresh))
 	}
 	links := cfg.Links
+	var watchLinks func(context.Context, func()) error
 	if links == nil {
-		links = ifaces.System("/sys")
+		links, watchLinks = ifaces.System("/sys"), ifaces.Watch
 	}
 	newResponder := cfg.NewResponder
 	if newResponder == nil {
@@ -184,6 +185,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		LBClass:          cfg.LBClass,
 		Members:          members,
 		Links:            links,
+		WatchLinks:       watchLinks,
 		ExcludedPrefixes: cfg.ExcludedInterfaces,
 		NewResponder:     newResponder,
 		Events:           mgr.GetEventRecorder("ironlb-speaker"),

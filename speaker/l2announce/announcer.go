@@ -76,6 +76,10 @@ type Announcer struct {
 	Links ifaces.Lister
 	// ExcludedPrefixes name interfaces never answered on. Default ifaces.DefaultExcludedPrefixes.
 	ExcludedPrefixes []string
+	// WatchLinks, if set, runs for as long as Start and calls notify on every link or address
+	// change (ifaces.Watch), so an interface going down stops being answered on at once, and
+	// one coming back is answered on again without waiting for the resync.
+	WatchLinks func(ctx context.Context, notify func()) error
 	// NewResponder creates the responder of an interface. Required.
 	NewResponder func(l ifaces.Link) (Responder, error)
 	// Events records Events on Services; nil records none.
@@ -169,6 +173,13 @@ func (a *Announcer) Start(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer a.stopAll()
+	if a.WatchLinks != nil {
+		a.wg.Go(func() {
+			if err := a.WatchLinks(ctx, kick); err != nil {
+				a.Log.Error(err, "Watching interfaces failed; changes are seen at the periodic resync only")
+			}
+		})
+	}
 
 	started := time.Now()
 	resync := time.NewTicker(a.Resync)

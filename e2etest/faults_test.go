@@ -1,0 +1,178 @@
+package e2etest
+
+// Faults the L2 speakers must survive with exactly one node answering for each VIP: a
+// partition that heals, a speaker killed and restarted, the API server gone for a while, a
+// node's own interface going down. The client asks for the VIP every 20 ms with a packet
+// socket; every answer is tied to the request it answers, so "two MACs answered one request"
+// is counted exactly.
+//
+// IP plan: as TestL2 (seed 000's 192.168.50.50-52 on the lab LAN).
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+// faultWindow is how long after a fault heals the answers are watched for doubles:
+// IRONLB_FAULT_WINDOW (a Go duration), default 30s as the reliability issue asks.
+func faultWindow() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("IRONLB_FAULT_WINDOW")); err == nil && d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
+// apiOutage is how long the API server stays out of the speakers' reach: IRONLB_API_OUTAGE,
+// default one minute.
+func apiOutage() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("IRONLB_API_OUTAGE")); err == nil && d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// healStats reads the answers to requests sent between healed and end: when the last request
+// answered by anything but exactly home was sent (relative to healed; 0 if none), how many
+// requests two or more MACs answered, and how many got no answer at all.
+type healStats struct {
+	singleAfter time.Duration
+	doubles     int
+	unanswered  int
+	requests    int
+}
+
+func readHeal(w *arpWatch, healed, end time.Time, homeMAC string) healStats {
+	var st healStats
+	ans := w.answers(healed, end)
+	st.requests = len(ans)
+	interval := 20 * time.Millisecond
+	for i, macs := range ans {
+		switch {
+		case len(macs) > 1:
+			st.doubles++
+		case len(macs) == 0:
+			st.unanswered++
+		}
+		if len(macs) != 1 || !macs[homeMAC] {
+			// Requests go out every interval, so request i left about i intervals in.
+			st.singleAfter = time.Duration(i+1) * interval
+		}
+	}
+	return st
+}
+
+func (s healStats) String() string {
+	return fmt.Sprintf("one MAC only from %v after the heal; %d of %d requests answered by two MACs, %d unanswered",
+		s.singleAfter, s.doubles, s.requests, s.unanswered)
+}
+
+// TestL2Faults: each fault ends with one MAC answering within a few seconds and no request
+// answered twice from then on (the reliability issue asks for 2 s; the figures are logged and
+// recorded in docs/performance.md; the test allows 10 s on a loaded machine).
+func TestL2Faults(t *testing.T) {
+	l, ns, ip := seedStory(t, "ilbflt")
+	vip := netip.MustParseAddr(ip)
+	w, err := watchARP(l.Client, vip, 20*time.Millisecond)
+	if err != nil {
+		t.Fatalf("watch ARP from the client: %v", err)
+	}
+	defer w.Close()
+	window := faultWindow()
+
+	// check watches the window after healed and fails unless one MAC, home's, answers
+	// everything from a few seconds in.
+	check := func(t *testing.T, what string, healed time.Time, home string) {
+		t.Helper()
+		homeMAC := strings.ToLower(l.node(home).MAC.String())
+		time.Sleep(time.Until(healed.Add(window))) // the observation window itself, not a sync
+		st := readHeal(w, healed, healed.Add(window), homeMAC)
+		t.Logf("%s: %s", what, st)
+		if st.singleAfter > 10*time.Second {
+			t.Errorf("%s: more than one MAC, or not %s, answered until %v after the heal", what, home, st.singleAfter)
+		}
+		// After the single-owner point nothing may be answered twice: every double counted
+		// lies before it by construction, so a double late in the window shows up as a late
+		// singleAfter above. Also require answers to keep coming.
+		if st.unanswered > st.requests/10 {
+			t.Errorf("%s: %d of %d requests unanswered", what, st.unanswered, st.requests)
+		}
+	}
+
+	t.Run("partition and heal", func(t *testing.T) {
+		home := l.soleAnswerer(t, ip, 30*time.Second)
+		n := l.node(home)
+		if err := l.CutLink(n); err != nil {
+			t.Fatal(err)
+		}
+		cut := time.Now()
+		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
+			_, mac, ok := w.first(cut, false, "", strings.ToLower(n.MAC.String()))
+			return ok, "no other node answered yet " + mac
+		})
+		if err := l.RestoreLink(n); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "partition and heal", time.Now(), home)
+	})
+
+	t.Run("speaker killed and restarted", func(t *testing.T) {
+		home := l.soleAnswerer(t, ip, 30*time.Second)
+		if err := l.speakers[home].Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		delete(l.speakers, home)
+		killed := time.Now()
+		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
+			_, _, ok := w.first(killed, false, "", strings.ToLower(l.node(home).MAC.String()))
+			return ok, "no other node answered yet"
+		})
+		l.startSpeaker(t, l.node(home))
+		check(t, "SIGKILL and restart", time.Now(), home)
+	})
+
+	t.Run("API server unreachable", func(t *testing.T) {
+		home := l.soleAnswerer(t, ip, 30*time.Second)
+		homeMAC := strings.ToLower(l.node(home).MAC.String())
+		l.apiDown()
+		down := time.Now()
+		// Meanwhile a Service appears; the speakers learn of it only when the API is back.
+		apply(t, fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: late, namespace: %s}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n", ns))
+		endpointsOn(t, ns, "late", "node1", "node2", "node3")
+		lateIP := waitIPs(t, ns, "late", 1)[0]
+		time.Sleep(time.Until(down.Add(apiOutage()))) // the outage itself
+		st := readHeal(w, down, time.Now(), homeMAC)
+		t.Logf("during a %v API outage: %s", apiOutage(), st)
+		if st.singleAfter > 0 {
+			t.Errorf("the VIP was not answered by %s alone throughout the outage: %s", home, st)
+		}
+		l.apiUp(t)
+		back := time.Now()
+		owner := l.soleAnswerer(t, lateIP, 60*time.Second)
+		t.Logf("after the API came back, %s (%s) was answered by %s alone after %v", lateIP, "late", owner, time.Since(back).Round(100*time.Millisecond))
+	})
+
+	t.Run("node interface down while its speaker runs", func(t *testing.T) {
+		home := l.soleAnswerer(t, ip, 30*time.Second)
+		n := l.node(home)
+		if _, err := n.Exec(context.Background(), "ip", "link", "set", "eth0", "down"); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Now()
+		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
+			_, _, ok := w.first(down, false, "", strings.ToLower(n.MAC.String()))
+			return ok, "no other node answered yet"
+		})
+		if _, err := n.Exec(context.Background(), "ip", "link", "set", "eth0", "up"); err != nil {
+			t.Fatal(err)
+		}
+		check(t, "interface down and up", time.Now(), home)
+	})
+}
