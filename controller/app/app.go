@@ -85,6 +85,8 @@ type Config struct {
 
 // The leader election Lease lives in the configuration namespace.
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=metallb-system
+// Leader election records its "became leader" Events on the Lease with the core Events API.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=metallb-system
 
 // The webhook's certificate Secret lives in the configuration namespace; every replica may
 // create or rotate it, and keeps the caBundle of the ValidatingWebhookConfiguration.
