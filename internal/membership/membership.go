@@ -226,11 +226,19 @@ func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlis
 		if len(addrs) == 0 {
 			continue
 		}
-		if n, err := ml.Join(addrs); n > 0 {
-			m.log.Info("Reconnected to failed members", "contacted", n, "tried", addrs)
-		} else {
-			m.log.V(1).Info("Failed members still unreachable", "tried", addrs, "error", err)
+		// One Join per address, all at once: a Join dials its addresses one after another, so
+		// a few vanished nodes (each a TCPTimeout) would delay merging with one that is back.
+		var wg sync.WaitGroup
+		for _, addr := range addrs {
+			wg.Go(func() {
+				if n, err := ml.Join([]string{addr}); n > 0 {
+					m.log.Info("Reconnected to a failed member", "address", addr)
+				} else {
+					m.log.V(1).Info("Failed member still unreachable", "address", addr, "error", err)
+				}
+			})
 		}
+		wg.Wait()
 	}
 }
 

@@ -49,10 +49,11 @@ type Config struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" disables. Default :7473.
 	ProbeAddr string
-	// QPS and Burst limit the client. Defaults 20 and 50: a start lists a dozen kinds, and
-	// client-go's own 5/10 would delay the first announcement by seconds, while every node
-	// running a speaker makes a higher limit the API server's problem.
-	QPS   float32
+	// QPS limits the client's requests per second. Default 20: a start lists a dozen kinds,
+	// and client-go's own 5 would delay the first announcement by seconds, while every node
+	// running a speaker makes a much higher limit the API server's problem.
+	QPS float32
+	// Burst is the client's burst. Default 50.
 	Burst int
 
 	// Membership configures memberlist; its Key and Peers are filled from the fields below.

@@ -160,6 +160,7 @@ const (
 	protoICMPv6          = 58
 	icmpTypeSolicitation = 135
 	etherTypeIPv6        = 0x86dd
+	etherTypeARP         = 0x0806
 )
 
 // parseNS parses an IPv6 packet (without Ethernet header) received from srcMAC and returns the

@@ -298,3 +298,40 @@ func TestAnnounceNeedsOwnership(t *testing.T) {
 		t.Errorf("pending announcements after giving the VIP up: %v", r.pending)
 	}
 }
+
+// TestLabOneFamily: an interface without an IPv6 link-local address (IPv6 disabled, common on
+// nodes) still answers ARP; one with no usable address at all is refused with a clear error.
+func TestLabOneFamily(t *testing.T) {
+	l := startLab(t)
+	if _, err := exec.LookPath("arping"); err != nil {
+		t.Skip("arping (iputils-arping) not installed")
+	}
+	ctx := context.Background()
+	node1, node3 := l.Nodes[0], l.Nodes[2]
+	for _, n := range []*lab.Node{node1, node3} {
+		if _, err := n.Exec(ctx, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1 := startResponder(t, node1)
+	r1.SetOwned([]netip.Addr{labVIP4})
+	if macs := arping(t, l, labVIP4, 2); len(macs) < 2 || macs[0] != node1.MAC.String() {
+		t.Errorf("IPv4-only interface: replies %v, want node1's %s", macs, node1.MAC)
+	}
+
+	if _, err := node3.Exec(ctx, "ip", "-4", "addr", "flush", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	err := node3.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return NewResponder(ifi).Start(sctx)
+	})
+	if err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Errorf("Start on an interface without addresses: %v, want an error saying it has neither address", err)
+	}
+}

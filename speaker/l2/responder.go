@@ -166,6 +166,9 @@ func (r *Responder) SetOwned(ips []netip.Addr) {
 // others. Joining matters on real NICs: their multicast filter drops frames for groups nobody
 // joined, and the packet socket would never see the solicitation.
 func (r *Responder) syncGroupsLocked(s ownedSet) {
+	if r.run.ndp == nil {
+		return // no IPv6 link-local address: not answering NDP here
+	}
 	want := map[netip.Addr]struct{}{}
 	for ip := range s {
 		if ip.Is6() {
@@ -227,8 +230,15 @@ func (r *Responder) Start(ctx context.Context) error {
 	r.mu.Unlock()
 
 	errc := make(chan error, 2)
-	go func() { errc <- r.serveARP(run) }()
-	go func() { errc <- r.serveNS(run) }()
+	serving := 0
+	if run.arp != nil {
+		serving++
+		go func() { errc <- r.serveARP(run) }()
+	}
+	if run.ns != nil {
+		serving++
+		go func() { errc <- r.serveNS(run) }()
+	}
 	var errs []error
 	select {
 	case err := <-errc:
@@ -247,17 +257,38 @@ func (r *Responder) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	r.announceWG.Wait()
 	run.close() // unblocks the readers
-	for range 2 - len(errs) {
+	for range serving - len(errs) {
 		errs = append(errs, <-errc)
 	}
 	return errors.Join(errs...)
 }
 
+// open opens what the interface's addresses allow: ARP needs an IPv4 address on it
+// (mdlayher/arp answers from it), NDP an IPv6 link-local address (the advertisements' hop
+// source). An interface with only one of them is answered on for that family alone, as on
+// nodes booted with IPv6 disabled; one with neither is an error.
 func (r *Responder) open(ctx context.Context) (*running, error) {
 	run := &running{ctx: ctx}
-	var err error
-	if run.arp, err = arp.Dial(r.ifi); err != nil {
-		return nil, fmt.Errorf("open ARP socket on %s: %w", r.ifi.Name, err)
+	v4, ll, err := addressFamilies(r.ifi)
+	if err != nil {
+		return nil, err
+	}
+	if !v4 && !ll {
+		return nil, fmt.Errorf("interface %s has neither an IPv4 address (for ARP) nor an IPv6 link-local address (for NDP)", r.ifi.Name)
+	}
+	if v4 {
+		// Not arp.Dial: it leaks its socket when the address check fails.
+		conn, err := packet.Listen(r.ifi, packet.Raw, etherTypeARP, nil)
+		if err != nil {
+			return nil, fmt.Errorf("open ARP socket on %s: %w", r.ifi.Name, err)
+		}
+		if run.arp, err = arp.New(r.ifi, conn); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("open ARP client on %s: %w", r.ifi.Name, err)
+		}
+	}
+	if !ll {
+		return run, nil
 	}
 	filter, err := bpf.Assemble(nsFilter)
 	if err != nil {
@@ -281,6 +312,24 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 		return nil, fmt.Errorf("set ICMPv6 filter on %s: %w", r.ifi.Name, err)
 	}
 	return run, nil
+}
+
+// addressFamilies reports whether ifi has an IPv4 address and an IPv6 link-local address.
+func addressFamilies(ifi *net.Interface) (v4, ll bool, err error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return false, false, fmt.Errorf("list addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		p, perr := netip.ParsePrefix(a.String())
+		if perr != nil {
+			continue
+		}
+		ip := p.Addr()
+		v4 = v4 || ip.Unmap().Is4()
+		ll = ll || (ip.Is6() && !ip.Is4In6() && ip.IsLinkLocalUnicast())
+	}
+	return v4, ll, nil
 }
 
 // nsFilter accepts IPv6 packets (offsets from the IPv6 header: the socket is SOCK_DGRAM) whose
@@ -443,6 +492,9 @@ func (r *Responder) repeat(ctx context.Context, run *running, ip netip.Addr) {
 
 func (r *Responder) sendAnnouncement(run *running, ip netip.Addr) error {
 	mac := r.ifi.HardwareAddr
+	if ip.Is4() && run.arp == nil || !ip.Is4() && run.ns == nil {
+		return fmt.Errorf("%s has no %s address to answer from", r.ifi.Name, familyOf(ip))
+	}
 	if ip.Is4() {
 		for _, op := range []arp.Operation{arp.OperationRequest, arp.OperationReply} {
 			p, err := arp.NewPacket(op, mac, ip, ethernet.Broadcast, ip)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,7 +30,6 @@ import (
 const (
 	ReasonAnnouncing        = "Announcing"
 	ReasonNoInterface       = "NoL2Interface"
-	ReasonInvalidConfig     = "InvalidConfiguration"
 	defaultResync           = 30 * time.Second
 	defaultStartupGrace     = 3 * time.Second
 	defaultRetryMin         = 100 * time.Millisecond
@@ -47,14 +47,20 @@ type Members interface {
 
 // Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
 type Responder interface {
+	// Start answers until ctx ends; it returns an error if it cannot answer on the interface.
 	Start(ctx context.Context) error
+	// SetOwned replaces the VIPs answered for, effective for the next request.
 	SetOwned(ips []netip.Addr)
+	// Announce tells the LAN that ip is answered here now (gratuitous ARP / unsolicited NA).
+	// Called before Start has opened its sockets, it must send once they are open.
 	Announce(ip netip.Addr) error
 }
 
 // Informers gives the announcer the informers of its cache, to be told about changes.
 type Informers interface {
+	// GetInformer returns the informer of obj's kind, to add an event handler to.
 	GetInformer(ctx context.Context, obj client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error)
+	// WaitForCacheSync blocks until every informer has synced; false if ctx ended first.
 	WaitForCacheSync(ctx context.Context) bool
 }
 
@@ -95,8 +101,12 @@ type Announcer struct {
 	// Resync is the period of an unconditional sync (new interfaces, lost writes). Default 30s.
 	Resync time.Duration
 
-	mu         sync.Mutex // guards responders for Status
+	mu         sync.Mutex // guards responders against stopAll
 	responders map[string]*runningResponder
+	failures   map[string]failure                 // interfaces whose responder failed, not restarted before at
+	eligible   []ifaces.Link                      // at the last successful listing
+	created    map[types.NamespacedName]time.Time // ServiceL2Status we created, by Service
+	kick       func()                             // wakes the sync loop
 	announced  map[ifaceIP]bool
 	owned      map[string]VIP // by key, this node's VIPs at the last sync
 	lastConfig *config.Config
@@ -106,17 +116,25 @@ type Announcer struct {
 	wg         sync.WaitGroup
 }
 
+// failure holds back restarting a failed responder: an interface that cannot be answered on
+// (no address yet, a socket error) is retried with back-off, not on every sync.
+type failure struct {
+	at    time.Time
+	delay time.Duration
+}
+
 type ifaceIP struct {
 	iface string
 	ip    netip.Addr
 }
 
 type runningResponder struct {
-	r      Responder
-	index  int
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error // set when done is closed
+	r       Responder
+	index   int
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error // set when done is closed
+	started time.Time
 }
 
 // watched are the kinds whose changes trigger a sync.
@@ -141,6 +159,8 @@ func (a *Announcer) Start(ctx context.Context) error {
 		a.ExcludedPrefixes = ifaces.DefaultExcludedPrefixes
 	}
 	a.responders = map[string]*runningResponder{}
+	a.failures = map[string]failure{}
+	a.created = map[types.NamespacedName]time.Time{}
 	a.announced = map[ifaceIP]bool{}
 	a.owned = map[string]VIP{}
 	a.everLive = map[string]bool{}
@@ -153,6 +173,7 @@ func (a *Announcer) Start(ctx context.Context) error {
 		default:
 		}
 	}
+	a.kick = kick
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { kick() },
 		UpdateFunc: func(any, any) { kick() },
@@ -210,7 +231,24 @@ func (a *Announcer) Start(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
+		if d, ok := a.nextRestart(); ok {
+			retry.Reset(d)
+		}
 	}
+}
+
+// nextRestart is how long until the earliest held-back responder restart, if any.
+func (a *Announcer) nextRestart() (time.Duration, bool) {
+	var next time.Time
+	for name, f := range a.failures {
+		if _, running := a.responders[name]; running {
+			continue
+		}
+		if next.IsZero() || f.at.Before(next) {
+			next = f.at
+		}
+	}
+	return max(time.Until(next), 0), !next.IsZero()
 }
 
 // sync computes the plan from the caches and applies this node's part. Answering changes come
@@ -246,12 +284,14 @@ func (a *Announcer) sync(ctx context.Context) error {
 	in.Services, in.Slices, in.Nodes = svcs.Items, eps.Items, nodes.Items
 	plan := Plan(in)
 
-	links, err := a.Links.Links()
-	if err != nil {
-		return fmt.Errorf("list interfaces: %w", err)
+	// A failed listing keeps the last one: answering must still follow ownership (a VIP lost
+	// to another node must not keep being answered here while listing fails).
+	links, linkErr := a.Links.Links()
+	if linkErr == nil {
+		a.eligible = ifaces.Eligible(links, a.ExcludedPrefixes)
+		a.ensureResponders(ctx, a.eligible)
 	}
-	eligible := ifaces.Eligible(links, a.ExcludedPrefixes)
-	a.ensureResponders(ctx, eligible)
+	eligible := a.eligible
 
 	mine := map[string]VIP{}
 	perIface := map[string][]netip.Addr{}
@@ -272,7 +312,10 @@ func (a *Announcer) sync(ctx context.Context) error {
 	}
 	a.apply(ctx, perIface, mine, where)
 	a.Metrics.setOwned(len(mine))
-	return a.writeStatuses(ctx, mine, where)
+	if linkErr != nil {
+		return fmt.Errorf("list interfaces: %w", linkErr)
+	}
+	return a.writeStatuses(ctx, mine, where, in.Live, plan)
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in
@@ -345,7 +388,14 @@ func (a *Announcer) ensureResponders(ctx context.Context, eligible []ifaces.Link
 		select {
 		case <-rr.done:
 			failed = true
-			a.Log.Error(rr.err, "L2 responder stopped; restarting", "interface", name)
+			f := a.failures[name]
+			if time.Since(rr.started) > time.Minute {
+				f.delay = 0 // it worked for a while: start the back-off afresh
+			}
+			f.delay = min(max(2*f.delay, time.Second), time.Minute)
+			f.at = time.Now().Add(f.delay)
+			a.failures[name] = f
+			a.Log.Error(rr.err, "Cannot answer on interface; retrying", "interface", name, "retryIn", f.delay)
 		default:
 		}
 		if ok && l.Index == rr.index && !failed {
@@ -360,8 +410,16 @@ func (a *Announcer) ensureResponders(ctx context.Context, eligible []ifaces.Link
 			}
 		}
 	}
+	for name := range a.failures {
+		if _, ok := want[name]; !ok {
+			delete(a.failures, name) // gone, or no longer eligible: a fresh start if it returns
+		}
+	}
 	for name, l := range want {
 		if _, ok := a.responders[name]; ok {
+			continue
+		}
+		if f, ok := a.failures[name]; ok && time.Now().Before(f.at) {
 			continue
 		}
 		r, err := a.NewResponder(l)
@@ -370,15 +428,18 @@ func (a *Announcer) ensureResponders(ctx context.Context, eligible []ifaces.Link
 			continue
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		rr := &runningResponder{r: r, index: l.Index, cancel: cancel, done: make(chan struct{})}
+		rr := &runningResponder{r: r, index: l.Index, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 		a.responders[name] = rr
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			defer close(rr.done)
 			rr.err = rr.r.Start(rctx)
-			if rr.err == nil && rctx.Err() == nil {
-				rr.err = errors.New("responder returned")
+			if rctx.Err() == nil {
+				if rr.err == nil {
+					rr.err = errors.New("responder returned")
+				}
+				a.kick() // let the loop see it and schedule the restart
 			}
 		}()
 	}

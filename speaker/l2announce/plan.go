@@ -20,17 +20,21 @@ type Input struct {
 	// Config is the compiled configuration; nil announces nothing.
 	Config *config.Config
 	// LBClass is the spec.loadBalancerClass served; "" serves Services without one.
-	LBClass  string
+	LBClass string
+	// Services are all Services; those not served (type, class, deletion) are skipped.
 	Services []corev1.Service
-	Slices   []discoveryv1.EndpointSlice
-	Nodes    []corev1.Node
+	// Slices are all EndpointSlices; they tell which nodes have serving endpoints.
+	Slices []discoveryv1.EndpointSlice
+	// Nodes are all Nodes: labels for nodeSelectors, the exclude label, NetworkUnavailable.
+	Nodes []corev1.Node
 	// Live holds the speakers memberlist reports alive.
 	Live map[string]bool
 }
 
 // VIP is one L2 announcement unit and its elected owner.
 type VIP struct {
-	// Key is the election key: the namespace/name of the first of Services.
+	// Key is the election key: the Service's namespace/name, or "ip:" and the lowest IP for
+	// Services sharing an IP.
 	Key string
 	// Services are the Services announced together, sorted: one Service, or several sharing an
 	// IP (metallb.io/allow-shared-ip), which must be answered for by one node.
@@ -42,9 +46,6 @@ type VIP struct {
 	// Interfaces are where Owner answers: the union of the interfaces of the L2Advertisements
 	// that announce the VIP and select Owner. Nil means every eligible interface.
 	Interfaces []string
-	// NoServingEndpoint: no endpoint serves (Cluster) or none on a speaker's node (Local), so
-	// nobody announces — the reason Owner is empty, if it is.
-	NoServingEndpoint bool
 }
 
 // Plan computes every VIP's owner. It is a pure function of in: each speaker computes the same
@@ -86,10 +87,9 @@ func Plan(in Input) []VIP {
 	}
 	owners := election.Elect(election.Input{Nodes: nodes, Live: in.Live, VIPs: evips})
 	out := make([]VIP, 0, len(units))
-	for i, u := range units {
+	for _, u := range units {
 		v := u.vip
 		v.Owner = owners[v.Key]
-		v.NoServingEndpoint = noServing(evips[i], in.Live)
 		if v.Owner != "" {
 			v.Interfaces = interfacesOn(u.ads, nodeLabels[v.Owner])
 		}
@@ -143,6 +143,8 @@ func group(in Input) []unit {
 		}
 	}
 	slices.SortFunc(members, func(a, b member) int { return cmp.Compare(a.name.String(), b.name.String()) })
+	// After grouping, units are sorted by key below; here the order only makes union-find's
+	// roots (and so each unit's Services order) deterministic.
 
 	parent := make([]int, len(members))
 	for i := range parent {
@@ -187,10 +189,17 @@ func group(in Input) []unit {
 		u := roots[r]
 		slices.SortFunc(u.vip.IPs, netip.Addr.Compare)
 		u.vip.IPs = slices.Compact(u.vip.IPs)
+		if len(u.vip.Services) > 1 {
+			// Services sharing an IP are keyed by their lowest IP, not by a name: adding or
+			// removing one of them must not rehash the VIP to another node (MetalLB keys by
+			// IP too). A lone Service keeps its name, so its IPs may change without moving.
+			u.vip.Key = "ip:" + u.vip.IPs[0].String()
+		}
 		slices.SortFunc(u.ads, func(a, b *config.L2Advertisement) int { return cmp.Compare(a.Name, b.Name) })
 		u.ads = slices.Compact(u.ads)
 		out = append(out, *u)
 	}
+	slices.SortFunc(out, func(a, b unit) int { return cmp.Compare(a.vip.Key, b.vip.Key) })
 	return out
 }
 
@@ -276,14 +285,4 @@ func networkUnavailable(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// noServing reports that the VIP has no owner for want of endpoints rather than of nodes.
-func noServing(v election.VIP, live map[string]bool) bool {
-	for n, ok := range v.ServingNodes {
-		if ok && (!v.Local || live[n]) {
-			return false
-		}
-	}
-	return true
 }

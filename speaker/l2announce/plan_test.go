@@ -212,7 +212,7 @@ func TestPlan(t *testing.T) {
 			config:   lanPool + anyL2,
 			services: []corev1.Service{svc("ns", "web", []string{"192.168.50.50"})},
 			slices:   []discoveryv1.EndpointSlice{endpoints("ns", "web", "-node-a")},
-			want:     []VIP{{Key: "ns/web", Services: []types.NamespacedName{nn("ns", "web")}, IPs: ips("192.168.50.50"), NoServingEndpoint: true}},
+			want:     []VIP{{Key: "ns/web", Services: []types.NamespacedName{nn("ns", "web")}, IPs: ips("192.168.50.50")}},
 		},
 		{
 			name:     "Cluster with an endpoint that has no node name still serves",
@@ -234,7 +234,7 @@ func TestPlan(t *testing.T) {
 			services: []corev1.Service{svc("ns", "web", []string{"192.168.50.50"}, local)},
 			slices:   []discoveryv1.EndpointSlice{endpoints("ns", "web", "node-c")},
 			live:     map[string]bool{"node-a": true, "node-b": true},
-			want:     []VIP{{Key: "ns/web", Services: []types.NamespacedName{nn("ns", "web")}, IPs: ips("192.168.50.50"), NoServingEndpoint: true}},
+			want:     []VIP{{Key: "ns/web", Services: []types.NamespacedName{nn("ns", "web")}, IPs: ips("192.168.50.50")}},
 		},
 		{
 			name:     "nodeSelectors limit the candidates",
@@ -261,14 +261,14 @@ func TestPlan(t *testing.T) {
 			want:     []VIP{{Key: "ns/web", Services: []types.NamespacedName{nn("ns", "web")}, IPs: ips("192.168.50.50"), Owner: "node-c"}},
 		},
 		{
-			name:   "Services sharing an IP are one VIP keyed by the first name",
+			name:   "Services sharing an IP are one VIP keyed by its lowest IP",
 			config: lanPool + anyL2,
 			services: []corev1.Service{svc("ns", "udp", []string{"192.168.50.50"}), svc("ns", "tcp", []string{"192.168.50.50"}),
 				svc("ns", "dual", []string{"192.168.50.51", "fd00:50::51"})},
 			slices: []discoveryv1.EndpointSlice{endpoints("ns", "udp", "node-a"), endpoints("ns", "tcp", "node-a"), endpoints("ns", "dual", "node-b")},
 			want: []VIP{
+				{Key: "ip:192.168.50.50", Services: []types.NamespacedName{nn("ns", "tcp"), nn("ns", "udp")}, IPs: ips("192.168.50.50"), Owner: "*"},
 				{Key: "ns/dual", Services: []types.NamespacedName{nn("ns", "dual")}, IPs: ips("192.168.50.51", "fd00:50::51"), Owner: "*"},
-				{Key: "ns/tcp", Services: []types.NamespacedName{nn("ns", "tcp"), nn("ns", "udp")}, IPs: ips("192.168.50.50"), Owner: "*"},
 			},
 		},
 		{
@@ -277,7 +277,7 @@ func TestPlan(t *testing.T) {
 			services: []corev1.Service{svc("a", "v4", []string{"192.168.50.50"}), svc("b", "dual", []string{"192.168.50.50", "fd00:50::50"}),
 				svc("c", "v6", []string{"fd00:50::50"})},
 			slices: []discoveryv1.EndpointSlice{endpoints("a", "v4", "node-a"), endpoints("b", "dual", "node-a"), endpoints("c", "v6", "node-a")},
-			want: []VIP{{Key: "a/v4", Services: []types.NamespacedName{nn("a", "v4"), nn("b", "dual"), nn("c", "v6")},
+			want: []VIP{{Key: "ip:192.168.50.50", Services: []types.NamespacedName{nn("a", "v4"), nn("b", "dual"), nn("c", "v6")},
 				IPs: ips("192.168.50.50", "fd00:50::50"), Owner: "*"}},
 		},
 		{
@@ -339,7 +339,7 @@ spec: {interfaces: [eth1]}
 					}
 					w.Owner = g.Owner
 				}
-				if g.Key != w.Key || g.Owner != w.Owner || g.NoServingEndpoint != w.NoServingEndpoint ||
+				if g.Key != w.Key || g.Owner != w.Owner ||
 					!slices.Equal(g.Services, w.Services) || !slices.Equal(g.IPs, w.IPs) || !slices.Equal(g.Interfaces, w.Interfaces) {
 					t.Errorf("VIP %d:\n got %+v\nwant %+v", i, g, w)
 				}
