@@ -40,8 +40,8 @@ func apiOutage() time.Duration {
 }
 
 // healStats reads the answers to requests sent between healed and end: when the last request
-// answered by anything but exactly home was sent (relative to healed; 0 if none), how many
-// requests two or more MACs answered, and how many got no answer at all.
+// answered by another MAC than home's, or by several, was sent (relative to healed; 0 if
+// none), how many requests two or more MACs answered, and how many got no answer at all.
 type healStats struct {
 	singleAfter time.Duration
 	doubles     int
@@ -61,8 +61,10 @@ func readHeal(w *arpWatch, healed, end time.Time, homeMAC string) healStats {
 		case len(macs) == 0:
 			st.unanswered++
 		}
-		if len(macs) != 1 || !macs[homeMAC] {
-			// Requests go out every interval, so request i left about i intervals in.
+		if len(macs) > 1 || len(macs) == 1 && !macs[homeMAC] {
+			// Requests go out every interval, so request i left about i intervals in. (An
+			// unanswered request, lost or answered late on a loaded machine, is counted
+			// separately: it is not a second owner.)
 			st.singleAfter = time.Duration(i+1) * interval
 		}
 	}
