@@ -85,12 +85,17 @@ func Request(svc *corev1.Service, nsLabels map[string]string) (allocator.Service
 	if err != nil {
 		return req, err
 	}
+	// Errors name the annotation the Service carries: the legacy one when only it is set.
+	ipsKey := AnnotationLoadBalancerIPs
+	if _, ok := svc.Annotations[ipsKey]; !ok {
+		ipsKey = legacyPrefix + "loadBalancerIPs"
+	}
 	switch {
 	case ips != "" && svc.Spec.LoadBalancerIP != "":
 		return req, &RequestError{Reason: "ConflictingAnnotations", Msg: fmt.Sprintf(
-			"both spec.loadBalancerIP (%s) and annotation %s (%s) are set; keep only the annotation", svc.Spec.LoadBalancerIP, AnnotationLoadBalancerIPs, ips)}
+			"both spec.loadBalancerIP (%s) and annotation %s (%s) are set; keep only the annotation", svc.Spec.LoadBalancerIP, ipsKey, ips)}
 	case ips != "":
-		if req.RequestedIPs, err = parseIPs(ips); err != nil {
+		if req.RequestedIPs, err = parseIPs(ipsKey, ips); err != nil {
 			return req, err
 		}
 	case svc.Spec.LoadBalancerIP != "":
@@ -146,19 +151,20 @@ func Request(svc *corev1.Service, nsLabels map[string]string) (allocator.Service
 	return req, nil
 }
 
-func parseIPs(s string) ([]netip.Addr, error) {
+// parseIPs parses the value s of the loadBalancerIPs annotation key.
+func parseIPs(key, s string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, f := range strings.Split(s, ",") {
 		ip, err := netip.ParseAddr(strings.TrimSpace(f))
 		if err != nil || ip.Zone() != "" {
 			return nil, &RequestError{Reason: "InvalidAnnotation", Msg: fmt.Sprintf(
-				"annotation %s=%q: %q is not an IP address; write a comma-separated list such as 192.168.10.5,fc00::5", AnnotationLoadBalancerIPs, s, strings.TrimSpace(f))}
+				"annotation %s=%q: %q is not an IP address; write a comma-separated list such as 192.168.10.5,fc00::5", key, s, strings.TrimSpace(f))}
 		}
 		out = append(out, ip.Unmap())
 	}
 	if len(out) > 2 || len(out) == 2 && out[0].Is4() == out[1].Is4() {
 		return nil, &RequestError{Reason: "InvalidAnnotation", Msg: fmt.Sprintf(
-			"annotation %s=%q: give at most one IPv4 and one IPv6 address", AnnotationLoadBalancerIPs, s)}
+			"annotation %s=%q: give at most one IPv4 and one IPv6 address", key, s)}
 	}
 	return out, nil
 }

@@ -325,7 +325,7 @@ func TestRequestLoadBalancerIPs(t *testing.T) {
 		invalid("annotation/leading-comma", ",192.0.2.7", `"" is not an IP address`),
 		invalid("annotation/space-separated", "192.0.2.7 fd00::7", "is not an IP address"),
 		invalid("annotation/semicolon-separated", "192.0.2.7;fd00::7", "is not an IP address"),
-		{name: "annotation-legacy/garbage", svc: []svcMod{ann(ipsLegacy, "nope")}, reason: reasonInvalid, msg: []string{`"nope"`}},
+		{name: "annotation-legacy/garbage", svc: []svcMod{ann(ipsLegacy, "nope")}, reason: reasonInvalid, msg: []string{`"nope"`, ipsLegacy + "="}},
 
 		// spec.loadBalancerIP.
 		{name: "spec/ipv4", svc: []svcMod{lbIP("192.0.2.9")}, want: ips("192.0.2.9")},

@@ -115,8 +115,10 @@ var allNodes = netip.IPv6LinkLocalAllNodes()
 // (7.2.4) so the prober learns the address is taken. Any other solicitation is answered to its
 // source with Solicited and Override, whether or not it carries a source link-layer option:
 // unicast NUD probes usually do not, and ignoring them makes clients drop the neighbour.
+// A multicast source is never valid (RFC 4291 2.7); answering it would send a Solicited
+// advertisement to a whole group instead of back to the solicitor.
 func decideNS(s solicitation, ifMAC net.HardwareAddr, owned ownedSet) (advertisement, bool) {
-	if s.ns == nil || s.hopLimit != ndp.HopLimit || bytes.Equal(s.srcMAC, ifMAC) {
+	if s.ns == nil || s.hopLimit != ndp.HopLimit || s.src.IsMulticast() || bytes.Equal(s.srcMAC, ifMAC) {
 		return advertisement{}, false
 	}
 	target := normalize(s.ns.TargetAddress)

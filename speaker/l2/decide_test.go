@@ -92,6 +92,7 @@ func TestDecideNS(t *testing.T) {
 		{"VIP not owned", ns(peerMAC, peer6, snm(vip6), 255, netip.MustParseAddr("fd00:50::51"), slla), false, netip.Addr{}, false},
 		{"routed solicitation (hop limit below 255)", ns(peerMAC, peer6, snm(vip6), 64, vip6, slla), false, netip.Addr{}, false},
 		{"own solicitation seen on the socket", ns(ifMAC, peer6, snm(vip6), 255, vip6, slla), false, netip.Addr{}, false},
+		{"multicast source is invalid", ns(peerMAC, allNodes, snm(vip6), 255, vip6, slla), false, netip.Addr{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

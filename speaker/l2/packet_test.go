@@ -9,7 +9,7 @@ import (
 
 // buildNS returns an IPv6 packet (no Ethernet header) carrying a neighbour solicitation for
 // target with hop limit 255 and a correct checksum.
-func buildNS(t *testing.T, src, dst, target netip.Addr, opts []ndp.Option) []byte {
+func buildNS(t testing.TB, src, dst, target netip.Addr, opts []ndp.Option) []byte {
 	t.Helper()
 	body, err := ndp.MarshalMessageChecksum(&ndp.NeighborSolicitation{TargetAddress: target, Options: opts}, src, dst)
 	if err != nil {
