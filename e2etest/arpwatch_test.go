@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
@@ -163,3 +165,92 @@ func failoverRuns() int {
 	}
 	return n
 }
+
+// floodARP sends ARP requests from host for addresses nobody owns (192.168.50.100-199, outside
+// the lab's hosts and VIPs), up to rate per second for d, and counts the answers (any ARP
+// reply whose sender is one of those addresses). Frames are built once and written raw: the
+// point is the speakers' load, not the sender's.
+func floodARP(host *lab.Host, d time.Duration, rate int) (sent, answered int, err error) {
+	var c *arp.Client
+	var raw *packet.Conn
+	var ifi *net.Interface
+	err = host.Do(func() error {
+		var err error
+		if ifi, err = net.InterfaceByName(host.Iface); err != nil {
+			return err
+		}
+		if c, err = arp.Dial(ifi); err != nil {
+			return err
+		}
+		raw, err = packet.Listen(ifi, packet.Raw, 0x0806, nil)
+		return err
+	})
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return 0, 0, err
+	}
+	defer c.Close()
+	defer raw.Close()
+	var frames [][]byte
+	for i := range 100 {
+		target := netip.AddrFrom4([4]byte{192, 168, 50, byte(100 + i)})
+		p, err := arp.NewPacket(arp.OperationRequest, ifi.HardwareAddr, host.IPv4, ethernetBroadcast, target)
+		if err != nil {
+			return 0, 0, err
+		}
+		pb, err := p.MarshalBinary()
+		if err != nil {
+			return 0, 0, err
+		}
+		f, err := (&ethernet.Frame{Destination: ethernetBroadcast, Source: ifi.HardwareAddr, EtherType: ethernet.EtherTypeARP, Payload: pb}).MarshalBinary()
+		if err != nil {
+			return 0, 0, err
+		}
+		frames = append(frames, f)
+	}
+	flooded := func(ip netip.Addr) bool {
+		b := ip.As4()
+		return ip.Is4() && b[0] == 192 && b[1] == 168 && b[2] == 50 && b[3] >= 100 && b[3] < 200
+	}
+	var readers sync.WaitGroup
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	readers.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			p, _, err := c.Read()
+			if err == nil && p.Operation == arp.OperationReply && flooded(p.SenderIP) {
+				mu.Lock()
+				answered++
+				mu.Unlock()
+			}
+		}
+	})
+	dst := &packet.Addr{HardwareAddr: ethernetBroadcast}
+	start := time.Now()
+	for now := start; now.Sub(start) < d; now = time.Now() {
+		// Paced: never ahead of rate, as fast as the socket allows when behind.
+		if want := int(now.Sub(start).Seconds() * float64(rate)); sent >= want {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		if _, werr := raw.WriteTo(frames[sent%len(frames)], dst); werr == nil {
+			sent++
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // late answers
+	close(stop)
+	readers.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return sent, answered, nil
+}
+
+var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}

@@ -161,6 +161,26 @@ func TestL2Faults(t *testing.T) {
 		t.Logf("after the API came back, %s (%s) was answered by %s alone after %v", lateIP, "late", owner, time.Since(back).Round(100*time.Millisecond))
 	})
 
+	t.Run("ARP flood", func(t *testing.T) {
+		home := l.soleAnswerer(t, ip, 30*time.Second)
+		homeMAC := strings.ToLower(l.node(home).MAC.String())
+		start := time.Now()
+		sent, answered, err := floodARP(l.Client, 5*time.Second, 50_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := time.Now()
+		st := readHeal(w, start, end, homeMAC)
+		t.Logf("ARP flood: %d requests for unowned IPs in 5 s (%d/s); %d answered; meanwhile the VIP: %s",
+			sent, sent/5, answered, st)
+		if answered != 0 {
+			t.Errorf("%d requests for IPs nobody owns were answered", answered)
+		}
+		if st.singleAfter > 0 || st.unanswered > st.requests/10 {
+			t.Errorf("the VIP was not answered by %s alone during the flood: %s", home, st)
+		}
+	})
+
 	t.Run("node interface down while its speaker runs", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
 		n := l.node(home)
