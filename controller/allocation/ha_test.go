@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/controller/app"
@@ -53,23 +52,10 @@ func TestHighAvailability(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	shown := func() map[string]string {
-		svcs := &corev1.ServiceList{}
-		if err := env.Client.List(ctx, svcs, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, s := range svcs.Items {
-			if ips := ipsOf(&s); len(ips) == 1 {
-				out[s.Name] = ips[0]
-			}
-		}
-		return out
-	}
 	waitAll := func(n int) map[string]string {
 		var got map[string]string
 		eventually(t, fmt.Sprintf("%d Services served", n), func() (bool, string) {
-			got = shown()
+			got = servedIPs(t, ns)
 			return len(got) == n, fmt.Sprintf("%d served", len(got))
 		})
 		return got
@@ -130,10 +116,16 @@ func allocations(t *testing.T, reg *prometheus.Registry) float64 {
 
 func leaseHolder(t *testing.T, ns string) string {
 	t.Helper()
+	return leaseHolderOf(t, ns, "ironlb-ha-test")
+}
+
+// leaseHolderOf waits for the Lease ns/name to have a holder and returns it.
+func leaseHolderOf(t *testing.T, ns, name string) string {
+	t.Helper()
 	var holder string
 	eventually(t, "a lease holder", func() (bool, string) {
 		l := &coordinationv1.Lease{}
-		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ironlb-ha-test"}, l); err != nil {
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, l); err != nil {
 			return false, err.Error()
 		}
 		if l.Spec.HolderIdentity != nil {

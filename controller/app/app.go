@@ -61,6 +61,10 @@ type Config struct {
 	// InProcessInstances lets several controllers run in one process (tests): their
 	// controller names are not checked for uniqueness.
 	InProcessInstances bool
+	// KeepLeaseOnStop stops without giving the leader lease up, as a crashed process would:
+	// the standby then takes over only when the lease expires (tests of that case). Default
+	// false: a stopping leader releases the lease at once.
+	KeepLeaseOnStop bool
 
 	// WebhookPort serves the validating admission webhook (every replica, not only the leader);
 	// 0 (the zero value) runs no webhook. Default 9443.
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		RetryPeriod:             &rp,
 		// A replica that shuts down gives the lease up at once, so the standby takes over
 		// without waiting for it to expire. (Losing the lease otherwise ends the process.)
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: !cfg.KeepLeaseOnStop,
 		Controller: ctrlconfig.Controller{
 			SkipNameValidation: &cfg.InProcessInstances,
 			// controller-runtime v0.24.1's priority queue can deadlock on shutdown under load
