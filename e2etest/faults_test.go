@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ironlb/ironlb/e2etest/cluster"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
@@ -49,9 +50,9 @@ type healStats struct {
 	requests    int
 }
 
-func readHeal(w *arpWatch, healed, end time.Time, homeMAC string) healStats {
+func readHeal(w *cluster.ARPWatch, healed, end time.Time, homeMAC string) healStats {
 	var st healStats
-	ans := w.answers(healed, end)
+	ans := w.Answers(healed, end)
 	st.requests = len(ans)
 	interval := 20 * time.Millisecond
 	for i, macs := range ans {
@@ -82,7 +83,7 @@ func (s healStats) String() string {
 func TestL2Faults(t *testing.T) {
 	l, ns, ip := seedStory(t, "ilbflt")
 	vip := netip.MustParseAddr(ip)
-	w, err := watchARP(l.Client, vip, 20*time.Millisecond)
+	w, err := cluster.WatchARP(l.Client, vip, 20*time.Millisecond)
 	if err != nil {
 		t.Fatalf("watch ARP from the client: %v", err)
 	}
@@ -93,7 +94,7 @@ func TestL2Faults(t *testing.T) {
 	// everything from a few seconds in.
 	check := func(t *testing.T, what string, healed time.Time, home string) {
 		t.Helper()
-		homeMAC := strings.ToLower(l.node(home).MAC.String())
+		homeMAC := strings.ToLower(l.Node(home).MAC.String())
 		time.Sleep(time.Until(healed.Add(window))) // the observation window itself, not a sync
 		st := readHeal(w, healed, healed.Add(window), homeMAC)
 		t.Logf("%s: %s", what, st)
@@ -110,13 +111,13 @@ func TestL2Faults(t *testing.T) {
 
 	t.Run("partition and heal", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
-		n := l.node(home)
+		n := l.Node(home)
 		if err := l.CutLink(n); err != nil {
 			t.Fatal(err)
 		}
 		cut := time.Now()
 		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
-			_, mac, ok := w.first(cut, false, "", strings.ToLower(n.MAC.String()))
+			_, mac, ok := w.First(cut, false, "", strings.ToLower(n.MAC.String()))
 			return ok, "no other node answered yet " + mac
 		})
 		if err := l.RestoreLink(n); err != nil {
@@ -127,23 +128,24 @@ func TestL2Faults(t *testing.T) {
 
 	t.Run("speaker killed and restarted", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
-		if err := l.speakers[home].Process.Signal(syscall.SIGKILL); err != nil {
+		if err := l.StopSpeaker(home, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		delete(l.speakers, home)
 		killed := time.Now()
 		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
-			_, _, ok := w.first(killed, false, "", strings.ToLower(l.node(home).MAC.String()))
+			_, _, ok := w.First(killed, false, "", strings.ToLower(l.Node(home).MAC.String()))
 			return ok, "no other node answered yet"
 		})
-		l.startSpeaker(t, l.node(home))
+		if err := l.StartSpeaker(l.Node(home)); err != nil {
+			t.Fatal(err)
+		}
 		check(t, "SIGKILL and restart", time.Now(), home)
 	})
 
 	t.Run("API server unreachable", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
-		homeMAC := strings.ToLower(l.node(home).MAC.String())
-		l.apiDown()
+		homeMAC := strings.ToLower(l.Node(home).MAC.String())
+		l.APIDown()
 		down := time.Now()
 		// Meanwhile a Service appears; the speakers learn of it only when the API is back.
 		apply(t, fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: late, namespace: %s}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n", ns))
@@ -155,7 +157,9 @@ func TestL2Faults(t *testing.T) {
 		if st.singleAfter > 0 {
 			t.Errorf("the VIP was not answered by %s alone throughout the outage: %s", home, st)
 		}
-		l.apiUp(t)
+		if err := l.APIUp(); err != nil {
+			t.Fatal(err)
+		}
 		back := time.Now()
 		owner := l.soleAnswerer(t, lateIP, 60*time.Second)
 		t.Logf("after the API came back, %s (%s) was answered by %s alone after %v", lateIP, "late", owner, time.Since(back).Round(100*time.Millisecond))
@@ -163,9 +167,9 @@ func TestL2Faults(t *testing.T) {
 
 	t.Run("ARP flood", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
-		homeMAC := strings.ToLower(l.node(home).MAC.String())
+		homeMAC := strings.ToLower(l.Node(home).MAC.String())
 		start := time.Now()
-		sent, answered, err := floodARP(l.Client, 5*time.Second, 50_000)
+		sent, answered, err := cluster.FloodARP(l.Client, 5*time.Second, 50_000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,13 +187,13 @@ func TestL2Faults(t *testing.T) {
 
 	t.Run("node interface down while its speaker runs", func(t *testing.T) {
 		home := l.soleAnswerer(t, ip, 30*time.Second)
-		n := l.node(home)
+		n := l.Node(home)
 		if _, err := n.Exec(context.Background(), "ip", "link", "set", "eth0", "down"); err != nil {
 			t.Fatal(err)
 		}
 		down := time.Now()
 		testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
-			_, _, ok := w.first(down, false, "", strings.ToLower(n.MAC.String()))
+			_, _, ok := w.First(down, false, "", strings.ToLower(n.MAC.String()))
 			return ok, "no other node answered yet"
 		})
 		if _, err := n.Exec(context.Background(), "ip", "link", "set", "eth0", "up"); err != nil {
@@ -197,4 +201,16 @@ func TestL2Faults(t *testing.T) {
 		}
 		check(t, "interface down and up", time.Now(), home)
 	})
+}
+
+// failoverRuns is how many link cuts TestL2 measures: IRONLB_FAILOVER_RUNS, default 3 (the
+// figure in docs/performance.md uses 20).
+func failoverRuns() int {
+	n := 3
+	if v := os.Getenv("IRONLB_FAILOVER_RUNS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			n = 3
+		}
+	}
+	return n
 }

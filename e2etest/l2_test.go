@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +33,7 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/controller/app/apptest"
-	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/e2etest/cluster"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
@@ -62,38 +61,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// l2Lab is the lab with the control plane reachable from its nodes and a speaker on each.
+// l2Lab is a cluster (lab, API forwarders, speakers) with the test's helpers on top.
 type l2Lab struct {
-	*lab.Lab
-	bin        string
-	kubeconfig string
-	keyFile    string
-	logs       *syncBuffer
-	speakers   map[string]*exec.Cmd // by node name
-	apiAddr    string               // 127.0.0.1:port of the API server, the same in every namespace
-	apiCancel  []context.CancelFunc // stop the forwarders into the nodes
-}
-
-// apiUp lets every node reach the API server: a forwarder whose listener lives in the node's
-// namespace, on the same 127.0.0.1:port the test process uses.
-func (l *l2Lab) apiUp(t *testing.T) {
-	t.Helper()
-	for _, n := range l.Nodes {
-		ctx, cancel := context.WithCancel(context.Background())
-		if _, err := n.Forward(ctx, l.apiAddr, l.apiAddr); err != nil {
-			cancel()
-			t.Fatalf("forward the API server into %s: %v", n.Name, err)
-		}
-		l.apiCancel = append(l.apiCancel, cancel)
-	}
-}
-
-// apiDown cuts every node off the API server (an API outage as the speakers see it).
-func (l *l2Lab) apiDown() {
-	for _, c := range l.apiCancel {
-		c()
-	}
-	l.apiCancel = nil
+	*cluster.Cluster
 }
 
 func needRoot(t *testing.T) {
@@ -114,25 +84,23 @@ var buildSpeaker = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "speaker")
-	cmd := exec.Command("go", "build", "-o", bin, "./speaker")
-	cmd.Dir = env.Root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./speaker: %v\n%s", err, out)
-	}
-	return bin, nil
+	return cluster.BuildSpeaker(env.Root, dir)
 })
 
 func startL2Lab(t *testing.T, prefix string) *l2Lab {
 	t.Helper()
 	needRoot(t)
-	ctx := context.Background()
 	bin, err := buildSpeaker()
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
-	l, err := lab.Start(ctx, lab.Config{Prefix: prefix, Nodes: 3, PodsPerNode: -1, Output: logs})
+	c, err := cluster.Start(context.Background(), cluster.Config{Prefix: prefix, APIAddr: u.Host,
+		Kubeconfig: env.Kubeconfig, Namespace: configNS, SpeakerBin: bin, Output: logs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,28 +108,13 @@ func startL2Lab(t *testing.T, prefix string) *l2Lab {
 		if t.Failed() {
 			t.Logf("speaker output:\n%s", logs.String())
 		}
-		if err := l.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
+		if err := c.Close(); err != nil {
+			t.Errorf("close the lab: %v", err)
 		}
 	})
-	u, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	key := filepath.Join(dir, "secretkey")
-	if err := os.WriteFile(key, []byte("e2e memberlist secret, any length"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ll := &l2Lab{Lab: l, bin: bin, kubeconfig: env.Kubeconfig, keyFile: key, logs: logs, speakers: map[string]*exec.Cmd{}, apiAddr: u.Host}
-	ll.apiUp(t)
-	t.Cleanup(ll.apiDown)
 	// Tests share the API server: remove what this one configured, so the next starts clean.
 	t.Cleanup(func() { cleanConfig(t) })
-	for _, n := range l.Nodes {
-		ll.startSpeaker(t, n)
-	}
-	return ll
+	return &l2Lab{c}
 }
 
 // cleanConfig deletes the metallb.io configuration and every LoadBalancer Service, so the
@@ -184,112 +137,16 @@ func cleanConfig(t *testing.T) {
 	}
 }
 
-func nodeName(n *lab.Node) string { return fmt.Sprintf("node%d", n.Index) }
-
-func (l *l2Lab) node(name string) *lab.Node {
-	for _, n := range l.Nodes {
-		if nodeName(n) == name {
-			return n
-		}
-	}
-	return nil
-}
-
-func (l *l2Lab) nodeByMAC(mac string) string {
-	for _, n := range l.Nodes {
-		if strings.EqualFold(n.MAC.String(), mac) {
-			return nodeName(n)
-		}
-	}
-	return "unknown MAC " + mac
-}
-
-func (l *l2Lab) startSpeaker(t *testing.T, n *lab.Node) {
-	t.Helper()
-	var peers []string
-	for _, o := range l.Nodes {
-		if o != n {
-			peers = append(peers, o.IPv4.String())
-		}
-	}
-	cmd, err := n.Start(context.Background(), l.bin,
-		"--kubeconfig", l.kubeconfig,
-		"--node-name", nodeName(n),
-		"--namespace", configNS,
-		"--memberlist-bind-addr", n.IPv4.String(),
-		"--peers", strings.Join(peers, ","),
-		"--memberlist-key-file", l.keyFile,
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", "0",
-		"--zap-log-level", "info",
-	)
-	if err != nil {
-		t.Fatalf("start speaker on %s: %v", n.Name, err)
-	}
-	l.speakers[nodeName(n)] = cmd
-}
-
-// stopSpeaker stops a speaker as Kubernetes does, with SIGTERM: it leaves memberlist.
-func (l *l2Lab) stopSpeaker(t *testing.T, name string) {
-	t.Helper()
-	cmd := l.speakers[name]
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop speaker %s: %v", name, err)
-	}
-	delete(l.speakers, name)
-}
-
-var arpReply = regexp.MustCompile(`reply from (\S+) \[([0-9A-Fa-f:]+)\]`)
-
-// arping asks for ip from the client by broadcast (-b: a second answerer would answer too),
-// count requests a second apart, stopping at count replies, and returns the replies per node.
-func (l *l2Lab) arping(ip string, count int) map[string]int {
-	out, _ := l.Client.Exec(context.Background(), "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip)
-	got := map[string]int{}
-	for _, m := range arpReply.FindAllStringSubmatch(out, -1) {
-		if m[1] == ip {
-			got[l.nodeByMAC(m[2])]++
-		}
-	}
-	return got
-}
-
-var ndiscAnswer = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]+)`)
-
-// ndisc6 solicits ip from the client, waiting for every answer (-m), and returns the
-// answering nodes.
-func (l *l2Lab) ndisc6(ip string) []string {
-	out, _ := l.Client.Exec(context.Background(), "ndisc6", "-m", "-n", "-r", "2", "-w", "500", ip, "eth0")
-	var got []string
-	for _, m := range ndiscAnswer.FindAllStringSubmatch(out, -1) {
-		got = append(got, l.nodeByMAC(m[1]))
-	}
-	return got
-}
-
 // soleAnswerer waits until ARP requests for ip are answered, all by one node, and returns it.
 func (l *l2Lab) soleAnswerer(t *testing.T, ip string, timeout time.Duration) string {
 	t.Helper()
 	var owner string
 	testenv.Eventually(t, timeout, "one node answering ARP for "+ip, func() (bool, string) {
-		got := l.arping(ip, 2)
-		owner = onlyOne(got, 2)
+		got := l.Arping(ip, 2)
+		owner = cluster.OnlyOne(got, 2)
 		return owner != "", fmt.Sprintf("replies %v", got)
 	})
 	return owner
-}
-
-// onlyOne returns the node that sent all of at least min replies, or "".
-func onlyOne(replies map[string]int, min int) string {
-	if len(replies) != 1 {
-		return ""
-	}
-	for n, c := range replies {
-		if c >= min {
-			return n
-		}
-	}
-	return ""
 }
 
 // statusNode returns the node of the ServiceL2Status of ns/name ("" if none, "many" if
@@ -318,8 +175,8 @@ func statusNode(t *testing.T, ns, name string) (string, string) {
 func createNodes(t *testing.T, l *l2Lab) {
 	t.Helper()
 	for _, n := range l.Nodes {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName(n), Labels: map[string]string{
-			corev1.LabelHostname: nodeName(n)}}}
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: cluster.NodeName(n), Labels: map[string]string{
+			corev1.LabelHostname: cluster.NodeName(n)}}}
 		if err := env.Client.Create(context.Background(), node); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
@@ -467,7 +324,7 @@ spec:
 		}
 		owner := l.soleAnswerer(t, v4, 30*time.Second)
 		testenv.Eventually(t, 10*time.Second, "one NDP answer from the ARP owner", func() (bool, string) {
-			got := l.ndisc6(v6)
+			got := l.Ndisc6(v6)
 			return slices.Equal(got, []string{owner}), fmt.Sprintf("NDP answers from %v, ARP owner %s", got, owner)
 		})
 	})
@@ -488,8 +345,8 @@ spec:
 		}
 		endpointsOn(t, ns, "local", "node1")
 		testenv.Eventually(t, 20*time.Second, "ownership moves to node1", func() (bool, string) {
-			got := l.arping(lip, 2)
-			return onlyOne(got, 2) == "node1", fmt.Sprintf("replies %v", got)
+			got := l.Arping(lip, 2)
+			return cluster.OnlyOne(got, 2) == "node1", fmt.Sprintf("replies %v", got)
 		})
 	})
 
@@ -534,28 +391,32 @@ spec:
 
 	t.Run("stopping the owner's speaker moves the VIP", func(t *testing.T) {
 		owner := l.soleAnswerer(t, ip, 30*time.Second)
-		l.stopSpeaker(t, owner)
+		if err := l.StopSpeaker(owner, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 		var next string
 		testenv.Eventually(t, 10*time.Second, "another node answers", func() (bool, string) {
-			got := l.arping(ip, 2)
-			next = onlyOne(got, 2)
+			got := l.Arping(ip, 2)
+			next = cluster.OnlyOne(got, 2)
 			return next != "" && next != owner, fmt.Sprintf("replies %v", got)
 		})
 		testenv.Eventually(t, 10*time.Second, "status follows", func() (bool, string) {
 			node, _ := statusNode(t, ns, "testsvc")
 			return node == next, fmt.Sprintf("status node %q, answering %s", node, next)
 		})
-		l.startSpeaker(t, l.node(owner))
+		if err := l.StartSpeaker(l.Node(owner)); err != nil {
+			t.Fatal(err)
+		}
 		// Stateless election: the VIP goes back to its home node once that speaker is back.
 		testenv.Eventually(t, 30*time.Second, "the VIP returns home", func() (bool, string) {
-			got := l.arping(ip, 2)
-			return onlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
+			got := l.Arping(ip, 2)
+			return cluster.OnlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
 		})
 	})
 
 	t.Run("cutting the owner's link moves the VIP", func(t *testing.T) {
 		vip := netip.MustParseAddr(ip)
-		w, err := watchARP(l.Client, vip, 20*time.Millisecond)
+		w, err := cluster.WatchARP(l.Client, vip, 20*time.Millisecond)
 		if err != nil {
 			t.Fatalf("watch ARP from the client: %v", err)
 		}
@@ -563,7 +424,7 @@ spec:
 		var toGARP, toAnswer []time.Duration
 		for run := range failoverRuns() {
 			owner := l.soleAnswerer(t, ip, 30*time.Second)
-			n := l.node(owner)
+			n := l.Node(owner)
 			ownerMAC := strings.ToLower(n.MAC.String())
 			cut := time.Now()
 			if err := l.CutLink(n); err != nil {
@@ -573,17 +434,17 @@ spec:
 			var garpMAC, answerMAC string
 			testenv.Eventually(t, 10*time.Second, "another node announces and answers", func() (bool, string) {
 				var okG, okA bool
-				garp, garpMAC, okG = w.first(cut, true, "", ownerMAC)
-				answer, answerMAC, okA = w.first(cut, false, "", ownerMAC)
+				garp, garpMAC, okG = w.First(cut, true, "", ownerMAC)
+				answer, answerMAC, okA = w.First(cut, false, "", ownerMAC)
 				return okG && okA, fmt.Sprintf("gratuitous ARP seen %v, answer seen %v", okG, okA)
 			})
 			if garpMAC != answerMAC {
-				t.Errorf("run %d: announced by %s but answered by %s", run, l.nodeByMAC(garpMAC), l.nodeByMAC(answerMAC))
+				t.Errorf("run %d: announced by %s but answered by %s", run, l.NodeByMAC(garpMAC), l.NodeByMAC(answerMAC))
 			}
 			toGARP = append(toGARP, garp.Sub(cut))
 			toAnswer = append(toAnswer, answer.Sub(cut))
 			t.Logf("run %d: %s -> %s: first gratuitous ARP after %v, first answer after %v", run, owner,
-				l.nodeByMAC(garpMAC), garp.Sub(cut).Round(time.Millisecond), answer.Sub(cut).Round(time.Millisecond))
+				l.NodeByMAC(garpMAC), garp.Sub(cut).Round(time.Millisecond), answer.Sub(cut).Round(time.Millisecond))
 
 			back := time.Now()
 			if err := l.RestoreLink(n); err != nil {
@@ -592,12 +453,12 @@ spec:
 			// The home node never lost the VIP in its own view; it must tell the LAN again,
 			// which has learnt the other node's MAC meanwhile.
 			testenv.Eventually(t, 15*time.Second, "the home node announces again after the link is back", func() (bool, string) {
-				_, _, ok := w.first(back, true, ownerMAC, "")
+				_, _, ok := w.First(back, true, ownerMAC, "")
 				return ok, "no gratuitous ARP from " + owner
 			})
 			testenv.Eventually(t, 15*time.Second, "one answerer again after the link is back", func() (bool, string) {
-				got := l.arping(ip, 2)
-				return onlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
+				got := l.Arping(ip, 2)
+				return cluster.OnlyOne(got, 2) == owner, fmt.Sprintf("replies %v, home %s", got, owner)
 			})
 		}
 		t.Logf("failover over %d link cuts: first gratuitous ARP median %v max %v; first answer median %v max %v",

@@ -1,11 +1,9 @@
-package e2etest
+package cluster
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -18,10 +16,10 @@ import (
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
 
-// arpWatch stands on the client's eth0 with a packet socket: it asks for the VIP every
+// ARPWatch stands on the client's eth0 with a packet socket: it asks for the VIP every
 // interval and timestamps every ARP packet whose sender is the VIP — the answers to its
 // requests and the gratuitous announcements. It measures failover from the LAN's side.
-type arpWatch struct {
+type ARPWatch struct {
 	c    *arp.Client
 	vip  netip.Addr
 	stop chan struct{}
@@ -38,9 +36,9 @@ type arpEvent struct {
 	gratuitous bool   // an announcement (target = VIP), not an answer to us
 }
 
-// watchARP starts a watch for vip from host; Close stops it.
-func watchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch, error) {
-	w := &arpWatch{vip: vip, stop: make(chan struct{})}
+// WatchARP starts a watch for vip from host; Close stops it.
+func WatchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*ARPWatch, error) {
+	w := &ARPWatch{vip: vip, stop: make(chan struct{})}
 	err := host.Do(func() error {
 		ifi, err := net.InterfaceByName(host.Iface)
 		if err != nil {
@@ -73,7 +71,7 @@ func watchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*arpWatch
 	return w, nil
 }
 
-func (w *arpWatch) read() {
+func (w *ARPWatch) read() {
 	defer w.wg.Done()
 	for {
 		_ = w.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -103,9 +101,9 @@ func (w *arpWatch) read() {
 	}
 }
 
-// first returns the time of the first event after since from a MAC other than notMAC ("" for
+// First returns the time of the first event after since from a MAC other than notMAC ("" for
 // any) of the kind asked for.
-func (w *arpWatch) first(since time.Time, gratuitous bool, mac, notMAC string) (time.Time, string, bool) {
+func (w *ARPWatch) First(since time.Time, gratuitous bool, mac, notMAC string) (time.Time, string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range w.events {
@@ -117,9 +115,9 @@ func (w *arpWatch) first(since time.Time, gratuitous bool, mac, notMAC string) (
 	return time.Time{}, "", false
 }
 
-// answers groups the answers to the requests sent in [from, to): for each request, the set
+// Answers groups the answers to the requests sent in [from, to): for each request, the set
 // of MACs that answered it (an answer belongs to the last request sent before it).
-func (w *arpWatch) answers(from, to time.Time) []map[string]bool {
+func (w *ARPWatch) Answers(from, to time.Time) []map[string]bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []map[string]bool
@@ -148,29 +146,17 @@ func (w *arpWatch) answers(from, to time.Time) []map[string]bool {
 	return out
 }
 
-func (w *arpWatch) Close() {
+func (w *ARPWatch) Close() {
 	close(w.stop)
 	w.wg.Wait()
 	w.c.Close()
 }
 
-// failoverRuns is how many link cuts TestL2 measures: IRONLB_FAILOVER_RUNS, default 3 (the
-// figure in docs/performance.md uses 20).
-func failoverRuns() int {
-	n := 3
-	if v := os.Getenv("IRONLB_FAILOVER_RUNS"); v != "" {
-		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
-			n = 3
-		}
-	}
-	return n
-}
-
-// floodARP sends ARP requests from host for addresses nobody owns (192.168.50.100-199, outside
+// FloodARP sends ARP requests from host for addresses nobody owns (192.168.50.100-199, outside
 // the lab's hosts and VIPs), up to rate per second for d, and counts the answers (any ARP
 // reply whose sender is one of those addresses). Frames are built once and written raw: the
 // point is the speakers' load, not the sender's.
-func floodARP(host *lab.Host, d time.Duration, rate int) (sent, answered int, err error) {
+func FloodARP(host *lab.Host, d time.Duration, rate int) (sent, answered int, err error) {
 	var c *arp.Client
 	var raw *packet.Conn
 	var ifi *net.Interface

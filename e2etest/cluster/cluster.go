@@ -1,0 +1,246 @@
+// Package cluster runs ironlb's speakers in the network-namespace lab against an API server
+// the calling process runs (the test control plane): the lab of package lab, plus a forwarder
+// in each node's namespace that makes the API server's 127.0.0.1:port reachable there, plus
+// one real speaker process per node. The e2e tests and `make demo` share it.
+//
+// Nodes are named node1..nodeN in Kubernetes (the caller creates the Node objects); the
+// speakers find each other with a static --peers list, as the lab has no pods.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/ironlb/ironlb/e2etest/lab"
+)
+
+// Config describes the cluster to start.
+type Config struct {
+	// Prefix names the lab's namespaces (see lab.Config). Required.
+	Prefix string
+	// Nodes is the number of nodes. Default 3.
+	Nodes int
+	// APIAddr is the API server's host:port on 127.0.0.1, as the calling process reaches it.
+	// Required.
+	APIAddr string
+	// Kubeconfig is a kubeconfig file for that API server. Required.
+	Kubeconfig string
+	// Namespace is the speakers' configuration namespace. Default metallb-system.
+	Namespace string
+	// SpeakerBin is the speaker binary (see BuildSpeaker). Required.
+	SpeakerBin string
+	// Output receives the speakers' logs. Default: discarded.
+	Output io.Writer
+}
+
+// Cluster is a running lab with speakers.
+type Cluster struct {
+	*lab.Lab
+	cfg     Config
+	keyDir  string
+	mu      sync.Mutex
+	procs   map[string]*exec.Cmd // speakers by node name
+	forward []context.CancelFunc // the API forwarders
+}
+
+// BuildSpeaker builds the speaker binary from the repository at root into dir.
+func BuildSpeaker(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "speaker")
+	cmd := exec.Command("go", "build", "-o", bin, "./speaker")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./speaker: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Start builds the lab (removing a previous run's leftovers), connects every node to the API
+// server and starts a speaker on each.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "metallb-system"
+	}
+	l, err := lab.Start(ctx, lab.Config{Prefix: cfg.Prefix, Nodes: cfg.Nodes, PodsPerNode: -1, Output: cfg.Output})
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Lab: l, cfg: cfg, procs: map[string]*exec.Cmd{}}
+	fail := func(err error) (*Cluster, error) {
+		return nil, errors.Join(err, c.Close())
+	}
+	if c.keyDir, err = os.MkdirTemp("", "ironlb-cluster-"); err != nil {
+		return fail(err)
+	}
+	// Any bytes will do: the speakers derive the AES key from the Secret's content.
+	if err := os.WriteFile(c.keyFile(), []byte("lab memberlist secret, any length"), 0o600); err != nil {
+		return fail(err)
+	}
+	if err := c.APIUp(); err != nil {
+		return fail(err)
+	}
+	for _, n := range l.Nodes {
+		if err := c.StartSpeaker(n); err != nil {
+			return fail(err)
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) keyFile() string { return filepath.Join(c.keyDir, "secretkey") }
+
+// APIUp lets every node reach the API server: a forwarder whose listener lives in the node's
+// namespace, on the same 127.0.0.1:port the calling process uses.
+func (c *Cluster) APIUp() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.Nodes {
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := n.Forward(ctx, c.cfg.APIAddr, c.cfg.APIAddr); err != nil {
+			cancel()
+			return fmt.Errorf("forward the API server into %s: %w", n.Name, err)
+		}
+		c.forward = append(c.forward, cancel)
+	}
+	return nil
+}
+
+// APIDown cuts every node off the API server (an API outage as the speakers see it).
+func (c *Cluster) APIDown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cancel := range c.forward {
+		cancel()
+	}
+	c.forward = nil
+}
+
+// NodeName is the Kubernetes name of a lab node: node1, node2, ...
+func NodeName(n *lab.Node) string { return fmt.Sprintf("node%d", n.Index) }
+
+// Node returns the lab node with the Kubernetes name, or nil.
+func (c *Cluster) Node(name string) *lab.Node {
+	for _, n := range c.Nodes {
+		if NodeName(n) == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// NodeByMAC names the node whose eth0 has mac (any case), or says the MAC is unknown.
+func (c *Cluster) NodeByMAC(mac string) string {
+	for _, n := range c.Nodes {
+		if strings.EqualFold(n.MAC.String(), mac) {
+			return NodeName(n)
+		}
+	}
+	return "unknown MAC " + mac
+}
+
+// StartSpeaker starts the speaker of node n (again).
+func (c *Cluster) StartSpeaker(n *lab.Node) error {
+	var peers []string
+	for _, o := range c.Nodes {
+		if o != n {
+			peers = append(peers, o.IPv4.String())
+		}
+	}
+	cmd, err := n.Start(context.Background(), c.cfg.SpeakerBin,
+		"--kubeconfig", c.cfg.Kubeconfig,
+		"--node-name", NodeName(n),
+		"--namespace", c.cfg.Namespace,
+		"--memberlist-bind-addr", n.IPv4.String(),
+		"--peers", strings.Join(peers, ","),
+		"--memberlist-key-file", c.keyFile(),
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", "0",
+		"--zap-log-level", "info",
+	)
+	if err != nil {
+		return fmt.Errorf("start speaker on %s: %w", n.Name, err)
+	}
+	c.mu.Lock()
+	c.procs[NodeName(n)] = cmd
+	c.mu.Unlock()
+	return nil
+}
+
+// StopSpeaker signals the speaker of the named node: SIGTERM as Kubernetes stops a pod (it
+// leaves memberlist), SIGKILL as a crash.
+func (c *Cluster) StopSpeaker(name string, sig syscall.Signal) error {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("no speaker runs on %s", name)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("stop speaker %s: %w", name, err)
+	}
+	return nil
+}
+
+var arpReply = regexp.MustCompile(`reply from (\S+) \[([0-9A-Fa-f:]+)\]`)
+
+// Arping asks for ip from the client with iputils' arping by broadcast (-b: a second answerer
+// would answer too), count requests a second apart, stopping at count replies, and returns the
+// replies per node.
+func (c *Cluster) Arping(ip string, count int) map[string]int {
+	out, _ := c.Client.Exec(context.Background(), "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip)
+	got := map[string]int{}
+	for _, m := range arpReply.FindAllStringSubmatch(out, -1) {
+		if m[1] == ip {
+			got[c.NodeByMAC(m[2])]++
+		}
+	}
+	return got
+}
+
+var ndiscAnswer = regexp.MustCompile(`Target link-layer address: ([0-9A-Fa-f:]+)`)
+
+// Ndisc6 solicits ip from the client with ndisc6, waiting for every answer (-m), and returns
+// the answering nodes.
+func (c *Cluster) Ndisc6(ip string) []string {
+	out, _ := c.Client.Exec(context.Background(), "ndisc6", "-m", "-n", "-r", "2", "-w", "500", ip, "eth0")
+	var got []string
+	for _, m := range ndiscAnswer.FindAllStringSubmatch(out, -1) {
+		got = append(got, c.NodeByMAC(m[1]))
+	}
+	return got
+}
+
+// OnlyOne returns the node that sent all of at least min replies, or "".
+func OnlyOne(replies map[string]int, min int) string {
+	if len(replies) != 1 {
+		return ""
+	}
+	for n, c := range replies {
+		if c >= min {
+			return n
+		}
+	}
+	return ""
+}
+
+// Close stops the forwarders and speakers and removes the lab.
+func (c *Cluster) Close() error {
+	c.APIDown()
+	err := c.Lab.Close() // kills the speakers
+	if c.keyDir != "" {
+		err = errors.Join(err, os.RemoveAll(c.keyDir))
+	}
+	return err
+}
