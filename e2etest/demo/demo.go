@@ -329,4 +329,3 @@ func (p *printer) file(name, content string) {
 	fmt.Fprintf(p.out, "     --- %s\n", name)
 	p.block(content)
 }
-

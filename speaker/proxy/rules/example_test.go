@@ -1,0 +1,56 @@
+package rules_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/speaker/proxy/rules"
+)
+
+// One ClusterIP Service with two endpoints, generated for IPv4 and loaded into
+// knftables' fake. In the speaker the Interface is knftables.New(family,
+// rules.TableName) and the same transaction goes to the kernel.
+func ExampleGenerate() {
+	nft := knftables.NewFake(knftables.IPv4Family, rules.TableName)
+	cfg := rules.Config{
+		Family:   knftables.IPv4Family,
+		Node:     "node-a",
+		NodeIPs:  []netip.Addr{netip.MustParseAddr("192.168.0.10")},
+		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+	}
+	ports := []rules.ServicePort{{
+		Service:    types.NamespacedName{Namespace: "default", Name: "web"},
+		PortName:   "http",
+		Protocol:   rules.TCP,
+		ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")},
+		Port:       80,
+		Endpoints: []rules.Endpoint{
+			{Addr: netip.MustParseAddr("10.244.1.2"), Port: 8080, Node: "node-a", Ready: true, Serving: true},
+			{Addr: netip.MustParseAddr("10.244.2.2"), Port: 8080, Node: "node-b", Ready: true, Serving: true},
+		},
+	}}
+
+	tx := nft.NewTransaction()
+	if err := rules.Generate(tx, cfg, ports); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := nft.Run(context.Background(), tx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, line := range strings.Split(nft.Dump(), "\n") {
+		if strings.Contains(line, "dnat to") || strings.HasPrefix(line, "add element ip ironlb service-ips") {
+			fmt.Println(line)
+		}
+	}
+	// Output:
+	// add rule ip ironlb ep-3lbw762tc77evmwz meta l4proto tcp dnat to 10.244.2.2:8080
+	// add rule ip ironlb ep-frjavslpwh7ha77g meta l4proto tcp dnat to 10.244.1.2:8080
+	// add element ip ironlb service-ips { 10.96.0.10 . tcp . 80 : goto svc-e47rcfaympwnqy3o }
+}

@@ -1,0 +1,129 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+
+	"sigs.k8s.io/knftables"
+)
+
+// family holds the family-dependent spellings used in rule text.
+type family struct {
+	nft      knftables.Family
+	ip       string // "ip" or "ip6", the payload protocol in rules
+	addrType string // "ipv4_addr" or "ipv6_addr"
+	is4      bool
+}
+
+func newFamily(f knftables.Family) (family, error) {
+	switch f {
+	case knftables.IPv4Family:
+		return family{nft: f, ip: "ip", addrType: "ipv4_addr", is4: true}, nil
+	case knftables.IPv6Family:
+		return family{nft: f, ip: "ip6", addrType: "ipv6_addr"}, nil
+	default:
+		return family{}, fmt.Errorf("nftables family %q: want %q or %q", f, knftables.IPv4Family, knftables.IPv6Family)
+	}
+}
+
+// owns reports whether a belongs to this family. IPv4-mapped IPv6 addresses
+// count as IPv4; callers unmap before formatting.
+func (f family) owns(a netip.Addr) bool { return a.IsValid() && a.Unmap().Is4() == f.is4 }
+
+// chainSpec is one fixed chain: a base chain when hook is set, else a regular
+// chain. The fixed part of the ruleset is this table, applied by writeSkeleton.
+type chainSpec struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+	rules    []string
+}
+
+// Priorities. Firewall checks run before DNAT (they need the LoadBalancer IP
+// as destination); endpoint checks run after DNAT, so only packets nat did
+// not rewrite (no usable endpoint) still carry a Service address there.
+// Input and forward run after prerouting's DNAT whatever their priority;
+// -110 puts the check ahead of ordinary filter chains (priority 0) that might
+// accept the packet first. Output's nat chain runs at -100, so the output
+// check uses -90 to see the rewritten destination.
+const (
+	priorityFirewallPrerouting = knftables.DNATPriority + "-10"
+	priorityFirewallOutput     = "-110" // numeric: "dstnat" is a prerouting name
+	priorityEndpointsCheck     = "-110"
+	priorityEndpointsOutput    = "-90"
+)
+
+// fixedChains returns the fixed chain layout for f. Rules that match
+// sets which are empty in a given configuration are still emitted: an empty
+// set never matches, and a constant layout keeps golden files readable.
+func fixedChains(f family) []chainSpec {
+	daddrKey := f.ip + " daddr . meta l4proto . th dport"
+	nodePort := f.ip + " daddr @" + setNodePortIPs + " meta l4proto . th dport"
+	newJump := func(chain string) string { return "ct state new jump " + chain }
+	return []chainSpec{
+		// nat: dispatch new connections to Service chains, masquerade marked ones.
+		{name: chainNatPrerouting, typ: knftables.NATType, hook: knftables.PreroutingHook, priority: knftables.DNATPriority,
+			rules: []string{"jump " + chainServices}},
+		{name: chainNatOutput, typ: knftables.NATType, hook: knftables.OutputHook, priority: knftables.DNATPriority,
+			rules: []string{"jump " + chainServices}},
+		{name: chainNatPostrouting, typ: knftables.NATType, hook: knftables.PostroutingHook, priority: knftables.SNATPriority,
+			rules: []string{"jump " + chainMasquerading}},
+
+		// filter before DNAT: loadBalancerSourceRanges.
+		{name: chainFilterPreroutingPreDNAT, typ: knftables.FilterType, hook: knftables.PreroutingHook, priority: priorityFirewallPrerouting,
+			rules: []string{newJump(chainFirewallCheck)}},
+		{name: chainFilterOutputPreDNAT, typ: knftables.FilterType, hook: knftables.OutputHook, priority: priorityFirewallOutput,
+			rules: []string{newJump(chainFirewallCheck)}},
+
+		// filter after DNAT: reject / drop what nat left alone. reject is
+		// not allowed in prerouting, hence input and forward.
+		{name: chainFilterInput, typ: knftables.FilterType, hook: knftables.InputHook, priority: priorityEndpointsCheck,
+			rules: []string{newJump(chainEndpointsCheck)}},
+		{name: chainFilterForward, typ: knftables.FilterType, hook: knftables.ForwardHook, priority: priorityEndpointsCheck,
+			rules: []string{newJump(chainEndpointsCheck)}},
+		{name: chainFilterOutput, typ: knftables.FilterType, hook: knftables.OutputHook, priority: priorityEndpointsOutput,
+			rules: []string{newJump(chainEndpointsCheck)}},
+
+		// regular chains
+		{name: chainServices, rules: []string{
+			daddrKey + " vmap @" + mapServiceIPs,
+			nodePort + " vmap @" + mapServiceNodePorts,
+		}},
+		{name: chainMasquerading, rules: []string{
+			"meta mark & " + masqueradeMark + " == 0 return",
+			"meta mark set meta mark ^ " + masqueradeMark,
+			"masquerade fully-random",
+		}},
+		{name: chainMarkForMasquerade, rules: []string{"meta mark set meta mark | " + masqueradeMark}},
+		{name: chainFirewallCheck, rules: []string{
+			daddrKey + " @" + setFirewallIPs + " " + daddrKey + " . " + f.ip + " saddr != @" + setFirewallAllow + " drop",
+		}},
+		{name: chainEndpointsCheck, rules: []string{
+			daddrKey + " vmap @" + mapNoEndpointServices,
+			nodePort + " vmap @" + mapNoEndpointNodePorts,
+		}},
+		// TCP clients get a reset (fails fast, like a closed port);
+		// everything else ICMP port unreachable.
+		{name: chainReject, rules: []string{"meta l4proto tcp reject with tcp reset", "reject"}},
+	}
+}
+
+// fixedSetsAndMaps returns the table-wide sets and verdict maps.
+func fixedSetsAndMaps(f family) ([]*knftables.Set, []*knftables.Map) {
+	svcKey := f.addrType + " . inet_proto . inet_service"
+	sets := []*knftables.Set{
+		{Name: setNodePortIPs, Type: f.addrType, Comment: comment("addresses NodePorts listen on")},
+		{Name: setPodCIDRs, Type: f.addrType, Flags: []knftables.SetFlag{knftables.IntervalFlag}, Comment: comment("cluster pod CIDRs")},
+		{Name: setFirewallIPs, Type: svcKey, Comment: comment("LoadBalancer IPs with loadBalancerSourceRanges")},
+		{Name: setFirewallAllow, Type: svcKey + " . " + f.addrType, Flags: []knftables.SetFlag{knftables.IntervalFlag},
+			Comment: comment("allowed sources per LoadBalancer IP")},
+	}
+	maps := []*knftables.Map{
+		{Name: mapServiceIPs, Type: svcKey + " : verdict", Comment: comment("ClusterIP, LoadBalancer IP and externalIP dispatch")},
+		{Name: mapServiceNodePorts, Type: "inet_proto . inet_service : verdict", Comment: comment("NodePort dispatch")},
+		{Name: mapNoEndpointServices, Type: svcKey + " : verdict", Comment: comment("Service addresses without usable endpoints")},
+		{Name: mapNoEndpointNodePorts, Type: "inet_proto . inet_service : verdict", Comment: comment("NodePorts without usable endpoints")},
+	}
+	return sets, maps
+}

@@ -1,0 +1,239 @@
+package rules
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// plan is one ServicePort reduced to this family and this node: the addresses
+// to program, the endpoint sets to spread over, and every name the emitter
+// needs. Computing it is separate from writing rules so that each half stays
+// small and the decisions (which verdict for which address) live in one place.
+type plan struct {
+	key      string
+	proto    Protocol
+	port     uint16
+	nodePort uint16
+
+	clusterIPs []netip.Addr
+	external   []netip.Addr // LoadBalancer IPs and externalIPs
+	// firewalled are the LoadBalancer IPs guarded by allow (nil: no firewall).
+	firewalled []netip.Addr
+	allow      []netip.Prefix
+
+	externalLocal, internalLocal bool
+	affinity                     time.Duration
+
+	cluster []endpoint // usable endpoints anywhere
+	local   []endpoint // usable endpoints on this node
+
+	svcChain, locChain, extChain string
+}
+
+type endpoint struct {
+	addr     netip.AddrPort
+	chain    string // ep-…
+	affinity string // aff-… set, "" without sessionAffinity
+}
+
+// hasExternal reports whether anything outside the ClusterIP is exposed.
+func (p *plan) hasExternal() bool { return len(p.external) > 0 || p.nodePort != 0 }
+
+// needsSvcChain: the cluster-wide dispatch chain serves ClusterIP traffic
+// (iTP Cluster), external traffic (eTP Cluster) and short-circuited
+// in-cluster traffic to external addresses (eTP Local).
+func (p *plan) needsSvcChain() bool {
+	return len(p.cluster) > 0 && (!p.internalLocal || p.hasExternal())
+}
+
+// needsLocChain: the node-local dispatch chain.
+func (p *plan) needsLocChain() bool {
+	return len(p.local) > 0 && (p.internalLocal || (p.hasExternal() && p.externalLocal))
+}
+
+func (p *plan) needsExtChain() bool { return len(p.cluster) > 0 && p.hasExternal() }
+
+// internalVerdict is what ClusterIP traffic gets in the service-ips map
+// (dispatch != "") or in the no-endpoint-services map (filter != "").
+// Follows kube-proxy: no endpoints at all rejects; iTP Local without a
+// local endpoint drops.
+func (p *plan) internalVerdict() (dispatch, filter string) {
+	switch {
+	case len(p.cluster) == 0:
+		return "", verdictReject
+	case !p.internalLocal:
+		return "goto " + p.svcChain, ""
+	case len(p.local) == 0:
+		return "", verdictDrop
+	default:
+		return "goto " + p.locChain, ""
+	}
+}
+
+// externalVerdict is the same for LoadBalancer IPs, externalIPs and the
+// NodePort. With eTP Local and no local endpoint both are set: in-cluster
+// sources are short-circuited by the external chain (and DNATed), everything
+// else falls through nat untouched and is dropped by the filter check.
+func (p *plan) externalVerdict() (dispatch, filter string) {
+	switch {
+	case len(p.cluster) == 0:
+		return "", verdictReject
+	case p.externalLocal && len(p.local) == 0:
+		return "goto " + p.extChain, verdictDrop
+	default:
+		return "goto " + p.extChain, ""
+	}
+}
+
+// makePlans validates ports and reduces them to plans, sorted by key. Ports
+// without a ClusterIP of this family (headless, or single-stack of the other
+// family) are left out.
+func makePlans(f family, cfg Config, ports []ServicePort) ([]plan, error) {
+	plans := make([]plan, 0, len(ports))
+	for i := range ports {
+		sp := &ports[i]
+		if err := validatePort(sp); err != nil {
+			return nil, fmt.Errorf("service port %s: %w", sp.Key(), err)
+		}
+		p := makePlan(f, cfg, sp)
+		if len(p.clusterIPs) == 0 {
+			continue
+		}
+		plans = append(plans, p)
+	}
+	slices.SortFunc(plans, func(a, b plan) int { return cmp.Compare(a.key, b.key) })
+	for i := 1; i < len(plans); i++ {
+		if plans[i].key == plans[i-1].key {
+			return nil, fmt.Errorf("service port %s listed twice", plans[i].key)
+		}
+	}
+	return plans, nil
+}
+
+func validatePort(sp *ServicePort) error {
+	switch {
+	case sp.Protocol < TCP || sp.Protocol > SCTP:
+		return fmt.Errorf("unsupported protocol %s", sp.Protocol)
+	case sp.Port == 0:
+		return fmt.Errorf("port is 0")
+	case sp.AffinityTimeout < 0:
+		return fmt.Errorf("negative affinity timeout %s", sp.AffinityTimeout)
+	case sp.AffinityTimeout > 0 && sp.AffinityTimeout < time.Second:
+		return fmt.Errorf("affinity timeout %s is below nftables' one-second resolution", sp.AffinityTimeout)
+	}
+	return nil
+}
+
+func makePlan(f family, cfg Config, sp *ServicePort) plan {
+	key := sp.Key()
+	p := plan{
+		key:           key,
+		proto:         sp.Protocol,
+		port:          sp.Port,
+		nodePort:      sp.NodePort,
+		clusterIPs:    addrsOf(f, sp.ClusterIPs),
+		external:      addrsOf(f, sp.LoadBalancerIPs, sp.ExternalIPs),
+		externalLocal: sp.ExternalLocal,
+		internalLocal: sp.InternalLocal,
+		affinity:      sp.AffinityTimeout,
+		svcChain:      hashedName(prefixService, f.nft, key),
+		locChain:      hashedName(prefixLocal, f.nft, key),
+		extChain:      hashedName(prefixExternal, f.nft, key),
+	}
+	if len(sp.SourceRanges) > 0 {
+		p.firewalled = addrsOf(f, sp.LoadBalancerIPs)
+		// Ranges of the other family are ignored; if none is left this
+		// family is denied entirely (kube-proxy would leave it open, which
+		// surprises users who restricted access).
+		p.allow = prefixesOf(f, sp.SourceRanges)
+	}
+
+	usable := usableEndpoints(f, sp.Endpoints, func(Endpoint) bool { return true })
+	local := usableEndpoints(f, sp.Endpoints, func(e Endpoint) bool { return e.Node == cfg.Node })
+	p.cluster = p.endpoints(f, usable, nil)
+	p.local = p.endpoints(f, local, p.cluster)
+	return p
+}
+
+// endpoints names the endpoints in addrs, reusing names already computed in
+// known (local endpoints are usually a subset of the cluster ones; hashing is
+// a visible part of a 10k-Service sync).
+func (p *plan) endpoints(f family, addrs []netip.AddrPort, known []endpoint) []endpoint {
+	eps := make([]endpoint, len(addrs))
+	for i, ap := range addrs {
+		if j, ok := slices.BinarySearchFunc(known, ap, func(e endpoint, ap netip.AddrPort) int { return e.addr.Compare(ap) }); ok {
+			eps[i] = known[j]
+			continue
+		}
+		s := ap.String()
+		eps[i] = endpoint{addr: ap, chain: hashedName(prefixEndpoint, f.nft, p.key, s)}
+		if p.affinity > 0 {
+			eps[i].affinity = hashedName(prefixAffinity, f.nft, p.key, s)
+		}
+	}
+	return eps
+}
+
+// usableEndpoints returns the ready endpoints of this family that pass keep,
+// or, if there is none, the serving and terminating ones (graceful
+// termination, KEP-1669): better a draining pod than a reset. Sorted,
+// deduplicated.
+func usableEndpoints(f family, all []Endpoint, keep func(Endpoint) bool) []netip.AddrPort {
+	pick := func(ok func(Endpoint) bool) []netip.AddrPort {
+		var out []netip.AddrPort
+		for _, e := range all {
+			if f.owns(e.Addr) && e.Port != 0 && keep(e) && ok(e) {
+				out = append(out, netip.AddrPortFrom(e.Addr.Unmap(), e.Port))
+			}
+		}
+		slices.SortFunc(out, netip.AddrPort.Compare)
+		return slices.Compact(out)
+	}
+	if ready := pick(func(e Endpoint) bool { return e.Ready }); len(ready) > 0 {
+		return ready
+	}
+	return pick(func(e Endpoint) bool { return e.Serving && e.Terminating })
+}
+
+// addrsOf returns the addresses of family f in lists, unmapped, sorted and
+// deduplicated.
+func addrsOf(f family, lists ...[]netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, l := range lists {
+		for _, a := range l {
+			if f.owns(a) {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func prefixesOf(f family, ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.IsValid() && p.Addr().Is4() == f.is4 {
+			out = append(out, p.Masked())
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Bits(), b.Bits())
+	})
+	// nftables refuses overlapping intervals (and cannot auto-merge
+	// concatenations), so drop prefixes covered by a wider one. Sorted by
+	// address then length, a covering prefix always comes first.
+	kept := out[:0]
+	for _, q := range out {
+		if !slices.ContainsFunc(kept, func(p netip.Prefix) bool { return p.Bits() <= q.Bits() && p.Contains(q.Addr()) }) {
+			kept = append(kept, q)
+		}
+	}
+	return kept
+}

@@ -1,0 +1,416 @@
+package rules
+
+import (
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/knftables"
+)
+
+// The tracer walks a knftables.Fake loaded by Generate for one packet and
+// states what happens to it: "DNAT 10.244.1.2:8080,10.244.2.2:8080
+// MASQUERADE", "DROP", "REJECT" or "ACCEPT" (no Service rule touched it).
+//
+// It interprets exactly the rule forms Generate emits (regular expressions
+// over rule text, as kube-proxy's test tracer does) and fails the test on any
+// other text, so a new rule form cannot slip past it. numgen branches are all
+// followed: the DNAT list is every endpoint the packet can reach. All packets
+// are the first of a connection (ct state new, nat chains consulted).
+
+// hookKind is where the packet enters the node's stack.
+type hookKind int
+
+const (
+	// fromNetwork: arrives on an interface (another host, or a local pod
+	// through its veth): prerouting -> input/forward -> postrouting.
+	fromNetwork hookKind = iota
+	// fromNode: sent by a process on the node: output -> postrouting.
+	fromNode
+)
+
+type packet struct {
+	src, dst netip.Addr
+	proto    Protocol
+	dport    uint16
+	hook     hookKind
+	// sticky, if valid, is the endpoint the client is already pinned to by
+	// sessionAffinity: every affinity set updated on the way to it holds src.
+	sticky netip.AddrPort
+}
+
+type tracer struct {
+	t     testing.TB
+	table *knftables.FakeTable
+	ip    string // "ip" / "ip6"
+	// local are the node's own addresses: fib saddr type local, and the
+	// routing decision input vs forward.
+	local []netip.Addr
+	// memory models dynamic affinity sets for the current packet.
+	memory map[string]bool
+}
+
+func newTracer(t testing.TB, fake *knftables.Fake, fam knftables.Family, local []netip.Addr) *tracer {
+	t.Helper()
+	table := fake.Table
+	if table == nil {
+		t.Fatalf("fake has no table")
+	}
+	ip := "ip"
+	if fam == knftables.IPv6Family {
+		ip = "ip6"
+	}
+	return &tracer{t: t, table: table, ip: ip, local: local}
+}
+
+// state is one branch of a packet's path.
+type state struct {
+	pkt     packet
+	dnat    netip.AddrPort // valid once DNATed
+	mark    bool
+	masq    bool
+	verdict string // "", "drop", "reject", "accept"
+}
+
+func (s state) dst() netip.Addr {
+	if s.dnat.IsValid() {
+		return s.dnat.Addr()
+	}
+	return s.pkt.dst
+}
+
+func (tr *tracer) isLocal(a netip.Addr) bool {
+	return a.IsLoopback() || slices.Contains(tr.local, a)
+}
+
+// trace runs pkt through the hooks in kernel order and summarises.
+func (tr *tracer) trace(pkt packet) string {
+	tr.t.Helper()
+	tr.loadAffinity(pkt)
+	var stages []string
+	if pkt.hook == fromNetwork {
+		stages = []string{chainFilterPreroutingPreDNAT, chainNatPrerouting, "route", chainNatPostrouting}
+	} else {
+		stages = []string{chainFilterOutputPreDNAT, chainNatOutput, chainFilterOutput, chainNatPostrouting, "deliver"}
+	}
+	states := []state{{pkt: pkt}}
+	for _, stage := range stages {
+		var next []state
+		for _, st := range states {
+			if st.verdict == "drop" || st.verdict == "reject" {
+				next = append(next, st)
+				continue
+			}
+			st.verdict = ""
+			chain := stage
+			switch stage {
+			case "route": // after prerouting: local delivery or forwarding
+				if tr.isLocal(st.dst()) {
+					chain = chainFilterInput
+				} else {
+					chain = chainFilterForward
+				}
+			case "deliver": // locally generated packet to a local address loops back to input
+				if !tr.isLocal(st.dst()) {
+					next = append(next, st)
+					continue
+				}
+				chain = chainFilterInput
+			case chainNatPostrouting:
+				if pkt.hook == fromNetwork && tr.isLocal(st.dst()) {
+					next = append(next, st) // input path: no postrouting
+					continue
+				}
+			}
+			next = append(next, tr.run(chain, 0, st)...)
+		}
+		states = next
+	}
+	return summarise(states)
+}
+
+// summarise merges branches that differ only in DNAT target.
+func summarise(states []state) string {
+	groups := map[string][]string{}
+	for _, st := range states {
+		var outcome, target string
+		switch {
+		case st.verdict == "drop":
+			outcome = "DROP"
+		case st.verdict == "reject":
+			outcome = "REJECT"
+		case st.dnat.IsValid():
+			outcome, target = "DNAT", st.dnat.String()
+		default:
+			outcome = "ACCEPT"
+		}
+		if st.masq {
+			outcome += " MASQUERADE"
+		}
+		if !slices.Contains(groups[outcome], target) {
+			groups[outcome] = append(groups[outcome], target)
+		}
+	}
+	var out []string
+	for outcome, targets := range groups {
+		slices.Sort(targets)
+		if strings.HasPrefix(outcome, "DNAT") {
+			verb, rest, _ := strings.Cut(outcome, " ")
+			outcome = strings.TrimSpace(verb + " " + strings.Join(targets, ",") + " " + rest)
+		}
+		out = append(out, outcome)
+	}
+	slices.Sort(out)
+	return strings.Join(out, "; ")
+}
+
+// loadAffinity fills the affinity memory for pkt.sticky: the sets updated
+// by the endpoint chain that DNATs to it.
+func (tr *tracer) loadAffinity(pkt packet) {
+	tr.memory = map[string]bool{}
+	if !pkt.sticky.IsValid() {
+		return
+	}
+	for _, ch := range tr.table.Chains {
+		var sets []string
+		target := false
+		for _, r := range ch.Rules {
+			if m := reUpdate.FindStringSubmatch(r.Rule); m != nil {
+				sets = append(sets, m[1])
+			}
+			if m := reDNAT.FindStringSubmatch(r.Rule); m != nil && m[2] == pkt.sticky.String() {
+				target = true
+			}
+		}
+		if target {
+			for _, s := range sets {
+				tr.memory[s+" "+pkt.src.String()] = true
+			}
+		}
+	}
+}
+
+var (
+	reCtNew       = regexp.MustCompile(`^ct state new `)
+	reFwAllow     = regexp.MustCompile(`^ip6? daddr \. meta l4proto \. th dport \. ip6? saddr != @(\S+) `)
+	reSvcSet      = regexp.MustCompile(`^ip6? daddr \. meta l4proto \. th dport @(\S+) `)
+	reDaddrSet    = regexp.MustCompile(`^ip6? daddr @(\S+) `)
+	reDaddr       = regexp.MustCompile(`^ip6? daddr ([0-9a-f:][0-9a-f.:]*) `)
+	reSaddrNotSet = regexp.MustCompile(`^ip6? saddr != @(\S+) `)
+	reSaddrSet    = regexp.MustCompile(`^ip6? saddr @(\S+) `)
+	reSaddr       = regexp.MustCompile(`^ip6? saddr ([0-9a-f:][0-9a-f.:]*) `)
+	reFibLocal    = regexp.MustCompile(`^fib saddr type local `)
+	reMarkClear   = regexp.MustCompile(`^meta mark & 0x00004000 == 0 `)
+	reL4proto     = regexp.MustCompile(`^meta l4proto (tcp|udp|sctp) `)
+
+	reSvcVmap   = regexp.MustCompile(`^ip6? daddr \. meta l4proto \. th dport vmap @(\S+)$`)
+	rePortVmap  = regexp.MustCompile(`^meta l4proto \. th dport vmap @(\S+)$`)
+	reJumpGoto  = regexp.MustCompile(`^(jump|goto) (\S+)$`)
+	reNumgen    = regexp.MustCompile(`^numgen random mod (\d+) vmap \{ (.*) \}$`)
+	reUpdate    = regexp.MustCompile(`update @(\S+) \{ ip6? saddr \}$`)
+	reDNAT      = regexp.MustCompile(`(^|\s)dnat to (\S+)$`)
+	reMarkSet   = regexp.MustCompile(`^meta mark set meta mark \| 0x00004000$`)
+	reMarkXor   = regexp.MustCompile(`^meta mark set meta mark \^ 0x00004000$`)
+	reMasq      = regexp.MustCompile(`^masquerade fully-random$`)
+	reTerminal  = regexp.MustCompile(`^(drop|reject|reject with tcp reset|return)$`)
+	reUpdateAll = regexp.MustCompile(`^update @(\S+) \{ ip6? saddr \}$`)
+	reDNATAll   = regexp.MustCompile(`^dnat to (\S+)$`)
+)
+
+// run executes chain from rule index i; it returns the branches leaving the
+// chain, verdict "" meaning "fell off the end / returned".
+func (tr *tracer) run(chain string, i int, st state) []state {
+	tr.t.Helper()
+	ch := tr.table.Chains[chain]
+	if ch == nil {
+		tr.t.Fatalf("tracer: no chain %q", chain)
+	}
+	for ; i < len(ch.Rules); i++ {
+		rule := ch.Rules[i].Rule
+		stmt, ok := tr.match(rule, &st)
+		if !ok {
+			continue
+		}
+		verb, target, branches := tr.statement(chain, rule, stmt, &st)
+		switch verb {
+		case "continue":
+			continue
+		case "stop":
+			return []state{st}
+		case "goto":
+			var out []state
+			for _, t := range target {
+				out = append(out, tr.run(t, 0, branches)...)
+			}
+			return out
+		case "jump":
+			var out []state
+			for _, b := range tr.run(target[0], 0, branches) {
+				if b.verdict != "" {
+					out = append(out, b)
+					continue
+				}
+				out = append(out, tr.run(chain, i+1, b)...)
+			}
+			return out
+		}
+	}
+	return []state{st}
+}
+
+// match consumes the match expressions at the start of rule and returns the
+// remaining statement, or ok=false if a match fails.
+func (tr *tracer) match(rule string, st *state) (stmt string, ok bool) {
+	rest := rule + " "
+	src, dst := st.pkt.src, st.dst()
+	svcKey := []string{dst.String(), st.pkt.proto.String(), strconv.Itoa(int(st.pkt.dport))}
+	for {
+		var m []string
+		hit := true
+		switch {
+		case consume(&rest, reCtNew, &m):
+		case consume(&rest, reFwAllow, &m):
+			hit = !tr.inSet(m[1], append(svcKey[:3:3], src.String()))
+		case consume(&rest, reSvcSet, &m):
+			hit = tr.inSet(m[1], svcKey)
+		case consume(&rest, reDaddrSet, &m):
+			hit = tr.inSet(m[1], []string{dst.String()})
+		case consume(&rest, reDaddr, &m):
+			hit = m[1] == dst.String()
+		case consume(&rest, reSaddrNotSet, &m):
+			hit = !tr.inSet(m[1], []string{src.String()})
+		case consume(&rest, reSaddrSet, &m):
+			hit = tr.inSet(m[1], []string{src.String()})
+		case consume(&rest, reSaddr, &m):
+			hit = m[1] == src.String()
+		case consume(&rest, reFibLocal, &m):
+			hit = tr.isLocal(src)
+		case consume(&rest, reMarkClear, &m):
+			hit = !st.mark
+		case consume(&rest, reL4proto, &m):
+			hit = m[1] == st.pkt.proto.String()
+		default:
+			return strings.TrimSpace(rest), true
+		}
+		if !hit {
+			return "", false
+		}
+	}
+}
+
+func consume(rest *string, re *regexp.Regexp, m *[]string) bool {
+	*m = re.FindStringSubmatch(*rest)
+	if *m == nil {
+		return false
+	}
+	*rest = (*rest)[len((*m)[0]):]
+	return true
+}
+
+// statement executes stmt. verb is "continue" (next rule), "stop" (verdict
+// or return, see st.verdict), "goto" or "jump" to target chains (several for
+// numgen: one branch each).
+func (tr *tracer) statement(chain, rule, stmt string, st *state) (verb string, target []string, next state) {
+	tr.t.Helper()
+	dport := strconv.Itoa(int(st.pkt.dport))
+	var verdict string
+	switch {
+	case stmt == "":
+		tr.t.Fatalf("tracer: rule %q in %s has no statement", rule, chain)
+	case reSvcVmap.MatchString(stmt):
+		verdict = tr.lookupMap(reSvcVmap.FindStringSubmatch(stmt)[1], st.dst().String(), st.pkt.proto.String(), dport)
+	case rePortVmap.MatchString(stmt):
+		verdict = tr.lookupMap(rePortVmap.FindStringSubmatch(stmt)[1], st.pkt.proto.String(), dport)
+	case reNumgen.MatchString(stmt):
+		m := reNumgen.FindStringSubmatch(stmt)
+		n, _ := strconv.Atoi(m[1])
+		elems := strings.Split(m[2], " , ")
+		if len(elems) != n {
+			tr.t.Fatalf("tracer: numgen mod %d with %d elements in %q", n, len(elems), rule)
+		}
+		var targets []string
+		for i, e := range elems {
+			idx, v, _ := strings.Cut(e, " : ")
+			if idx != strconv.Itoa(i) {
+				tr.t.Fatalf("tracer: numgen element %q out of order in %q", e, rule)
+			}
+			targets = append(targets, strings.TrimPrefix(v, "goto "))
+		}
+		return "goto", targets, *st
+	case reUpdateAll.MatchString(stmt):
+		return "continue", nil, *st
+	case reDNATAll.MatchString(stmt):
+		ap, err := netip.ParseAddrPort(reDNATAll.FindStringSubmatch(stmt)[1])
+		if err != nil {
+			tr.t.Fatalf("tracer: %q: %v", rule, err)
+		}
+		st.dnat, st.verdict = ap, "accept" // nat statements end the nat chain
+		return "stop", nil, *st
+	case reMarkSet.MatchString(stmt):
+		st.mark = true
+		return "continue", nil, *st
+	case reMarkXor.MatchString(stmt):
+		st.mark = !st.mark
+		return "continue", nil, *st
+	case reMasq.MatchString(stmt):
+		st.masq, st.verdict = true, "accept"
+		return "stop", nil, *st
+	default:
+		verdict = stmt
+	}
+	switch {
+	case verdict == "":
+		return "continue", nil, *st
+	case reJumpGoto.MatchString(verdict):
+		m := reJumpGoto.FindStringSubmatch(verdict)
+		return m[1], []string{m[2]}, *st
+	case reTerminal.MatchString(verdict):
+		if verdict != "return" {
+			st.verdict, _, _ = strings.Cut(verdict, " ") // "reject with tcp reset" is a reject
+		}
+		return "stop", nil, *st
+	}
+	tr.t.Fatalf("tracer: cannot interpret %q in chain %s (rule %q)", verdict, chain, rule)
+	return "", nil, *st
+}
+
+func (tr *tracer) lookupMap(name string, key ...string) string {
+	m := tr.table.Maps[name]
+	if m == nil {
+		tr.t.Fatalf("tracer: no map %q", name)
+	}
+	if e := m.FindElement(key...); e != nil {
+		return strings.Join(e.Value, " ")
+	}
+	return ""
+}
+
+// inSet looks key up in a set; the last field of an element may be a prefix
+// (interval sets). Affinity sets are answered from tr.memory.
+func (tr *tracer) inSet(name string, key []string) bool {
+	s := tr.table.Sets[name]
+	if s == nil {
+		tr.t.Fatalf("tracer: no set %q", name)
+	}
+	if s.Timeout != nil {
+		return tr.memory[name+" "+strings.Join(key, " ")]
+	}
+	for _, e := range s.Elements {
+		if len(e.Key) != len(key) || !slices.Equal(e.Key[:len(key)-1], key[:len(key)-1]) {
+			continue
+		}
+		last, want := e.Key[len(key)-1], key[len(key)-1]
+		if last == want {
+			return true
+		}
+		if p, err := netip.ParsePrefix(last); err == nil {
+			if a, err := netip.ParseAddr(want); err == nil && p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
