@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
@@ -124,4 +125,89 @@ func servedIPs(t *testing.T, ns string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestAPIServerRestartMidBurst: the API server itself crashes and comes back while Services
+// are being created and served. The controller reconnects and finishes; no address is held
+// twice, none shown before changed, and the pool's status equals a recount. (The API server
+// keeps its etcd, as a real restart does.)
+func TestAPIServerRestartMidBurst(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 300
+	}
+	ctx := ctxFor(t)
+	configNS, err := env.Namespace(ctx, "apirst-cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := env.Namespace(ctx, "apirst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteServicesAndWait(t, ns) })
+	putPool(t, configNS, "crash", "{addresses: [10.61.0.0/20]}")
+	startController(t, configNS, func(c *app.Config) {
+		c.LeaderElection = true
+		c.LeaderElectionID = "ironlb-apirst-test"
+	})
+
+	// Eight workers create the Services, retrying through the outage, as users' tools would.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				svc := newService(ns, fmt.Sprintf("r-%04d", i))
+				for err := env.Client.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err); err = env.Client.Create(ctx, svc) {
+					if ctx.Err() != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+					svc = newService(ns, svc.Name)
+				}
+			}
+		})
+	}
+	var before map[string]string
+	eventually(t, "a quarter served", func() (bool, string) {
+		before = servedIPs(t, ns)
+		return len(before) >= n/4, fmt.Sprintf("%d served", len(before))
+	})
+	t.Logf("restarting the API server with %d of %d Services served, creation going on", len(before), n)
+	if err := env.RestartAPIServer(ctx, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	wg.Wait()
+	var after map[string]string
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		after = servedIPs(t, ns)
+		if len(after) == n || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(after) != n {
+		t.Fatalf("%d of %d Services served 120s after the API server came back", len(after), n)
+	}
+	t.Logf("all %d served %v after the API server came back", n, time.Since(back).Round(100*time.Millisecond))
+	for name, ip := range before {
+		if after[name] != ip {
+			t.Errorf("%s moved from %s to %s across the restart", name, ip, after[name])
+		}
+	}
+	owners := map[string]string{}
+	for name, ip := range after {
+		if other, dup := owners[ip]; dup {
+			t.Errorf("%s and %s both hold %s", name, other, ip)
+		}
+		owners[ip] = name
+	}
+	eventually(t, "pool status equals a recount", func() (bool, string) {
+		p := &v1beta1.IPAddressPool{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: configNS, Name: "crash"}, p); err != nil {
+			return false, err.Error()
+		}
+		return p.Status.AssignedIPv4 == int64(len(owners)), fmt.Sprintf("status assigned %d, recount %d", p.Status.AssignedIPv4, len(owners))
+	})
 }

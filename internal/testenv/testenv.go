@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,8 +48,9 @@ type Env struct {
 	// Kubeconfig is the path of a kubeconfig file for the admin user, for kubectl.
 	Kubeconfig string
 
-	env *envtest.Environment
-	dir string
+	env       *envtest.Environment
+	dir       string
+	restarted []*exec.Cmd // API servers started by RestartAPIServer
 }
 
 // Start builds nothing: it runs the binaries in KUBEBUILDER_ASSETS, or in the repository's bin/
@@ -117,7 +119,12 @@ func (e *Env) writeKubeconfig() error {
 
 // Stop stops the control plane and removes its files.
 func (e *Env) Stop() error {
-	err := e.env.Stop()
+	var err error
+	for _, cmd := range e.restarted {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		err = errors.Join(err, ignoreSignalled(cmd.Wait()))
+	}
+	err = errors.Join(err, e.env.Stop())
 	if e.dir != "" {
 		err = errors.Join(err, os.RemoveAll(e.dir))
 	}
@@ -213,4 +220,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s: not reached within %s; last seen: %s", what, timeout, last)
+}
+
+// ignoreSignalled drops the error of a process that exited because it was told to.
+func ignoreSignalled(err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return nil
+		}
+	}
+	return err
 }
