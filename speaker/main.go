@@ -36,6 +36,8 @@ func main() {
 	flag.IntVar(&m.SuspicionMult, "memberlist-suspicion-mult", membership.DefaultSuspicionMult, "how many probe intervals a suspect may refute before it is dead")
 	excluded := flag.String("excluded-interfaces", "", "comma-separated interface name prefixes never answered on; empty uses the built-in list (docker, veth, cali, ...)")
 	flag.DurationVar(&cfg.AnnounceRefresh, "announce-refresh", 0, "re-announce owned VIPs this often for switches whose tables age out; 0 disables")
+	flag.StringVar(&cfg.Proxy, "proxy", "", "node-local Service proxy: nftables, or empty to leave forwarding to kube-proxy")
+	cidrs := flag.String("cluster-cidr", "", "comma-separated pod networks (with --proxy): sources inside are in-cluster")
 	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -45,6 +47,14 @@ func main() {
 	cfg.Peers = app.SplitList(*peers)
 	cfg.ExcludedInterfaces = app.SplitList(*excluded)
 
+	for _, c := range app.SplitList(*cidrs) {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "speaker: --cluster-cidr %q: %v\n", c, err)
+			os.Exit(2)
+		}
+		cfg.ClusterCIDRs = append(cfg.ClusterCIDRs, p.Masked())
+	}
 	if err := run(cfg, *bind); err != nil {
 		fmt.Fprintln(os.Stderr, "speaker:", err)
 		os.Exit(1)

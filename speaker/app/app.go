@@ -34,6 +34,7 @@ import (
 	"github.com/ironlb/ironlb/speaker/ifaces"
 	"github.com/ironlb/ironlb/speaker/l2"
 	"github.com/ironlb/ironlb/speaker/l2announce"
+	"github.com/ironlb/ironlb/speaker/proxy"
 )
 
 // Config is the speaker's configuration; each field's default is the flag default in main.
@@ -78,6 +79,13 @@ type Config struct {
 	// Registry receives the metrics. Default controller-runtime's registry, which the metrics
 	// server serves.
 	Registry prometheus.Registerer
+
+	// Proxy selects the node-local Service proxy: "nftables" runs it, "" (default) leaves
+	// forwarding to kube-proxy.
+	Proxy string
+	// ClusterCIDRs are the pod networks, for the proxy's masquerade and eTP Local decisions.
+	// Required with Proxy.
+	ClusterCIDRs []netip.Prefix
 
 	// Members replaces memberlist (tests run several speakers in one process). Default: a
 	// membership.Membership from the fields above.
@@ -196,6 +204,23 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	}
 	if err := mgr.Add(ann); err != nil {
 		return fmt.Errorf("add announcer: %w", err)
+	}
+	switch cfg.Proxy {
+	case "":
+	case "nftables":
+		if len(cfg.ClusterCIDRs) == 0 {
+			return fmt.Errorf("--proxy=nftables needs --cluster-cidr (the pod networks), to tell in-cluster from external traffic")
+		}
+		pm, err := proxy.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(&proxy.Proxier{Reader: mgr.GetClient(), Informers: mgr.GetCache(), Node: cfg.NodeName,
+			ClusterCIDRs: cfg.ClusterCIDRs, Metrics: pm, Log: log.WithName("proxy")}); err != nil {
+			return fmt.Errorf("add proxy: %w", err)
+		}
+	default:
+		return fmt.Errorf("--proxy=%q: the only proxy is nftables (or leave it empty to keep kube-proxy)", cfg.Proxy)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

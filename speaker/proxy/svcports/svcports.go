@@ -1,0 +1,195 @@
+// Package svcports converts Services and EndpointSlices into the proxy's rules.ServicePort
+// model, with kube-proxy's semantics: the pure Kubernetes edge of the proxy core.
+//
+// Data flow: the proxier's cache → ServicePorts(family, Services, EndpointSlices) →
+// rules.Generate per family → one knftables transaction.
+package svcports
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/speaker/proxy/rules"
+)
+
+// defaultAffinity is Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds.
+const defaultAffinity = 10800 * time.Second
+
+// ServicePorts returns one rules.ServicePort per port of every Service that has a cluster IP
+// of family (IPv4 for knftables.IPv4Family, else IPv6), sorted by key. Headless and
+// ExternalName Services have none. Endpoints come from the Service's EndpointSlices of that
+// family: the port of the same name and protocol, deduplicated across slices.
+func ServicePorts(family knftables.Family, svcs []corev1.Service, slices_ []discoveryv1.EndpointSlice) []rules.ServicePort {
+	want4 := family == knftables.IPv4Family
+	bySvc := map[types.NamespacedName][]*discoveryv1.EndpointSlice{}
+	for i := range slices_ {
+		s := &slices_[i]
+		if (want4 && s.AddressType != discoveryv1.AddressTypeIPv4) || (!want4 && s.AddressType != discoveryv1.AddressTypeIPv6) {
+			continue
+		}
+		name := s.Labels[discoveryv1.LabelServiceName]
+		if name == "" {
+			continue
+		}
+		key := types.NamespacedName{Namespace: s.Namespace, Name: name}
+		bySvc[key] = append(bySvc[key], s)
+	}
+	var out []rules.ServicePort
+	for i := range svcs {
+		svc := &svcs[i]
+		if svc.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		clusterIPs := addrs(family, clusterIPsOf(svc))
+		if len(clusterIPs) == 0 {
+			continue // headless, or not of this family
+		}
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		var lbIPs []string
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			if in.IPMode != nil && *in.IPMode == corev1.LoadBalancerIPModeProxy {
+				continue // traffic reaches the backends through an external proxy, not this IP
+			}
+			lbIPs = append(lbIPs, in.IP)
+		}
+		for _, sp := range svc.Spec.Ports {
+			proto, ok := protocol(sp.Protocol)
+			if !ok {
+				continue
+			}
+			p := rules.ServicePort{
+				Service:       key,
+				PortName:      sp.Name,
+				Protocol:      proto,
+				ClusterIPs:    clusterIPs,
+				Port:          uint16(sp.Port),
+				ExternalIPs:   addrs(family, svc.Spec.ExternalIPs),
+				ExternalLocal: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+				InternalLocal: svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
+				SourceRanges:  prefixes(family, svc.Spec.LoadBalancerSourceRanges),
+			}
+			if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+				p.NodePort = uint16(sp.NodePort)
+			}
+			if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+				p.LoadBalancerIPs = addrs(family, lbIPs)
+			}
+			if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+				p.AffinityTimeout = defaultAffinity
+				if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+					p.AffinityTimeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+				}
+			}
+			p.Endpoints = endpoints(bySvc[key], sp)
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b rules.ServicePort) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+func clusterIPsOf(svc *corev1.Service) []string {
+	if len(svc.Spec.ClusterIPs) > 0 {
+		return svc.Spec.ClusterIPs
+	}
+	if svc.Spec.ClusterIP != "" {
+		return []string{svc.Spec.ClusterIP}
+	}
+	return nil
+}
+
+// endpoints collects the endpoints serving port sp, one per address and port.
+func endpoints(eps []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []rules.Endpoint {
+	seen := map[netip.AddrPort]bool{}
+	var out []rules.Endpoint
+	for _, s := range eps {
+		port, ok := slicePort(s, sp)
+		if !ok {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			serving := ready
+			if ep.Conditions.Serving != nil {
+				serving = *ep.Conditions.Serving
+			}
+			for _, a := range ep.Addresses {
+				ip, err := netip.ParseAddr(a)
+				if err != nil {
+					continue
+				}
+				ap := netip.AddrPortFrom(ip.Unmap(), port)
+				if seen[ap] {
+					continue
+				}
+				seen[ap] = true
+				out = append(out, rules.Endpoint{Addr: ap.Addr(), Port: port, Node: ptr.Deref(ep.NodeName, ""),
+					Ready: ready, Serving: serving, Terminating: ptr.Deref(ep.Conditions.Terminating, false)})
+			}
+		}
+	}
+	return out
+}
+
+// slicePort finds the slice's port for the Service port: same name and protocol.
+func slicePort(s *discoveryv1.EndpointSlice, sp corev1.ServicePort) (uint16, bool) {
+	for _, p := range s.Ports {
+		if ptr.Deref(p.Name, "") != sp.Name || ptr.Deref(p.Protocol, corev1.ProtocolTCP) != sp.Protocol || p.Port == nil {
+			continue
+		}
+		if *p.Port <= 0 || *p.Port > 65535 {
+			return 0, false
+		}
+		return uint16(*p.Port), true
+	}
+	return 0, false
+}
+
+func protocol(p corev1.Protocol) (rules.Protocol, bool) {
+	switch p {
+	case corev1.ProtocolTCP, "":
+		return rules.TCP, true
+	case corev1.ProtocolUDP:
+		return rules.UDP, true
+	case corev1.ProtocolSCTP:
+		return rules.SCTP, true
+	}
+	return 0, false
+}
+
+func addrs(family knftables.Family, ss []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is4() == (family == knftables.IPv4Family) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func prefixes(family knftables.Family, ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			continue
+		}
+		if p.Addr().Is4() == (family == knftables.IPv4Family) {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
