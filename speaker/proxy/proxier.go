@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/knftables"
 
-	"github.com/ironlb/ironlb/speaker/proxy/svcports"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
+	"github.com/ironlb/ironlb/speaker/proxy/svcports"
 )
 
 // Informers gives the proxier the informers of its cache, to be told about changes.
