@@ -98,7 +98,7 @@ func (r *ConfigReconciler) requeueServices(ctx context.Context) {
 	}
 	for i := range svcs.Items {
 		if svcs.Items[i].Spec.Type == corev1.ServiceTypeLoadBalancer {
-			r.State.requeueService(svcKey(&svcs.Items[i]))
+			r.State.requeueService(ctx, svcKey(&svcs.Items[i]))
 		}
 	}
 }

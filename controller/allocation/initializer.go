@@ -81,7 +81,7 @@ func (i *Initializer) Start(ctx context.Context) error {
 		// a ClusterIP while no controller ran must lose the pool annotation.
 		_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
 		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0 || annotated {
-			i.State.requeueService(svcKey(svc))
+			i.State.requeueService(ctx, svcKey(svc))
 		}
 	}
 	return nil

@@ -90,7 +90,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.release(key)
+			r.release(ctx, key)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("get service %s: %w", key, err)
@@ -119,7 +119,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		r.Metrics.failure(err)
 		if len(before.IPs) > 0 {
 			r.State.requeuePool(before.Pool)
-			r.State.requeuePending()
+			r.State.requeuePending(ctx)
 		}
 		// The Service may hold nothing now (its request changed); make the object say so.
 		if werr := r.write(ctx, svc, allocator.Result{}); werr != nil {
@@ -139,7 +139,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			r.State.requeuePool(before.Pool)
 		}
 		if len(before.IPs) > 0 {
-			r.State.requeuePending()
+			r.State.requeuePending(ctx)
 		}
 	}
 	return reconcile.Result{}, nil
@@ -206,7 +206,7 @@ func setPoolAnnotation(svc *corev1.Service, pool string) {
 func (r *ServiceReconciler) clear(ctx context.Context, svc *corev1.Service, key string) error {
 	held, ok := r.State.Alloc.Assignment(key)
 	_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
-	r.release(key)
+	r.release(ctx, key)
 	if !ok && !annotated {
 		return nil
 	}
@@ -223,13 +223,13 @@ func (r *ServiceReconciler) clear(ctx context.Context, svc *corev1.Service, key 
 	return nil
 }
 
-func (r *ServiceReconciler) release(key string) {
+func (r *ServiceReconciler) release(ctx context.Context, key string) {
 	held, ok := r.State.Alloc.Assignment(key)
 	r.State.Alloc.Release(key)
 	r.State.forget(key)
 	if ok {
 		r.State.requeuePool(held.Pool)
-		r.State.requeuePending()
+		r.State.requeuePending(ctx)
 	}
 }
 

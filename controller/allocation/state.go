@@ -1,6 +1,7 @@
 package allocation
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ func (s *State) setPending(key string, pending bool) {
 }
 
 // requeuePending queues every Service waiting for an address: something was freed.
-func (s *State) requeuePending() {
+func (s *State) requeuePending(ctx context.Context) {
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.pending))
 	for k := range s.pending {
@@ -87,16 +88,23 @@ func (s *State) requeuePending() {
 	}
 	s.mu.Unlock()
 	for _, k := range keys {
-		s.requeueService(k)
+		s.requeueService(ctx, k)
 	}
 }
 
-func (s *State) requeueService(key string) {
+// requeueService queues a Service for the Service controller. It blocks while the channel is
+// full (events must not be dropped: a pending Service would wait for nothing), but not past
+// ctx: at shutdown nobody reads the channel any more, and a reconcile blocked here would hold
+// the manager's shutdown until its grace period ran out.
+func (s *State) requeueService(ctx context.Context, key string) {
 	ns, name := splitKey(key)
 	o := &metav1.PartialObjectMetadata{}
 	o.SetNamespace(ns)
 	o.SetName(name)
-	s.svcEvents <- event.GenericEvent{Object: o}
+	select {
+	case s.svcEvents <- event.GenericEvent{Object: o}:
+	case <-ctx.Done():
+	}
 }
 
 func (s *State) requeuePool(name string) {

@@ -3,6 +3,8 @@ package apptest
 
 import (
 	"context"
+	"os"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -42,8 +44,11 @@ func Start(t testing.TB, rc *rest.Config, configNS string, mutate ...func(*app.C
 			if err != nil {
 				t.Errorf("controller exited with: %v", err)
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("controller did not stop within 30s")
+		case <-time.After(60 * time.Second):
+			// Twice controller-runtime's graceful-shutdown timeout: something ignores its
+			// context. Show what.
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			t.Errorf("controller did not stop within 60s (goroutines above)")
 		}
 	}
 	t.Cleanup(stop)
