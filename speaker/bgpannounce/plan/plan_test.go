@@ -104,7 +104,9 @@ func compile(t *testing.T, docs ...string) *config.Config {
 
 type svcOpt func(*corev1.Service)
 
-func local(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal }
+func local(s *corev1.Service) {
+	s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+}
 
 func labelled(k, v string) svcOpt {
 	return func(s *corev1.Service) { s.Labels = map[string]string{k: v} }
