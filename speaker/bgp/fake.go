@@ -14,18 +14,30 @@ import (
 type Fake struct {
 	mu       sync.Mutex
 	sessions map[string]*FakeSession // by PeerConfig.Name, the open one
-	// Opens counts Open calls per name: a session reopened by a configuration change counts
-	// twice.
-	Opens map[string]int
-	// OpenErr, if set, is returned by Open for the names it holds.
-	OpenErr map[string]error
+	opens    map[string]int
+	openErr  map[string]error
 }
 
 var _ Router = (*Fake)(nil)
 
 // NewFake returns an empty Fake.
 func NewFake() *Fake {
-	return &Fake{sessions: map[string]*FakeSession{}, Opens: map[string]int{}, OpenErr: map[string]error{}}
+	return &Fake{sessions: map[string]*FakeSession{}, opens: map[string]int{}, openErr: map[string]error{}}
+}
+
+// Opens counts the Open calls for a peer: a session reopened by a configuration change counts
+// twice.
+func (f *Fake) Opens(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opens[name]
+}
+
+// FailOpen makes Open fail with err for the peer.
+func (f *Fake) FailOpen(name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.openErr[name] = err
 }
 
 // FakeSession is a session of a Fake.
@@ -45,10 +57,10 @@ var _ Session = (*FakeSession)(nil)
 func (f *Fake) Open(_ context.Context, cfg PeerConfig, notify func(Status)) (Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.OpenErr[cfg.Name]; err != nil {
+	if err := f.openErr[cfg.Name]; err != nil {
 		return nil, err
 	}
-	f.Opens[cfg.Name]++
+	f.opens[cfg.Name]++
 	s := &FakeSession{f: f, Config: cfg, notify: notify, paths: map[netip.Prefix]Path{}, enabled: true}
 	f.sessions[cfg.Name] = s
 	return s, nil

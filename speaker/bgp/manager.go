@@ -318,20 +318,28 @@ func (m *Manager) Peers() map[string]PeerStatus {
 	return out
 }
 
-// Close closes every session; Apply fails afterwards.
-func (m *Manager) Close(ctx context.Context) error {
+// Close closes every session except those keep selects, which are left running for the
+// process exit (graceful restart: the peer must see the connection drop, not a NOTIFICATION),
+// and returns their names. Apply fails afterwards.
+func (m *Manager) Close(ctx context.Context, keep func(PeerConfig) bool) ([]string, error) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
 	var errs []error
+	var kept []string
 	for _, name := range slices.Sorted(maps.Keys(m.sessions)) {
-		if err := m.closeSession(ctx, name, m.sessions[name], "speaker stopping"); err != nil {
+		r := m.sessions[name]
+		if keep != nil && keep(r.cfg) {
+			kept = append(kept, name)
+			continue
+		}
+		if err := m.closeSession(ctx, name, r, "speaker stopping"); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 func (m *Manager) isClosed() bool {

@@ -132,8 +132,8 @@ func TestApply(t *testing.T) {
 					}
 				}
 				for name, n := range s.opens {
-					if f.Opens[name] != n {
-						t.Errorf("step %d: %s opened %d times, want %d", i, name, f.Opens[name], n)
+					if f.Opens(name) != n {
+						t.Errorf("step %d: %s opened %d times, want %d", i, name, f.Opens(name), n)
 					}
 				}
 			}
@@ -143,7 +143,7 @@ func TestApply(t *testing.T) {
 
 func TestApplyOpenErrorDoesNotStopOthers(t *testing.T) {
 	f := NewFake()
-	f.OpenErr["bad"] = errors.New("boom")
+	f.FailOpen("bad", errors.New("boom"))
 	m := NewManager(Options{Router: f})
 	err := m.Apply(context.Background(), map[string]Desired{"bad": {Config: peerCfg("bad")}, "good": {Config: peerCfg("good")}})
 	if err == nil || !strings.Contains(err.Error(), "open BGP session bad to 192.168.50.1:179: boom") {
@@ -292,5 +292,28 @@ func TestExplain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClose: sessions with graceful restart are left open for the process exit, the others
+// closed; Apply fails afterwards.
+func TestClose(t *testing.T) {
+	ctx := context.Background()
+	f := NewFake()
+	m := NewManager(Options{Router: f})
+	gr := peerCfg("gr", func(c *PeerConfig) { c.GracefulRestart = true })
+	if err := m.Apply(ctx, map[string]Desired{"gr": {Config: gr}, "plain": {Config: peerCfg("plain")}}); err != nil {
+		t.Fatal(err)
+	}
+	plain := f.Session("plain")
+	kept, err := m.Close(ctx, func(c PeerConfig) bool { return c.GracefulRestart })
+	if err != nil || !slices.Equal(kept, []string{"gr"}) {
+		t.Errorf("Close kept %v (%v), want [gr]", kept, err)
+	}
+	if !plain.Closed() || f.Session("gr") == nil {
+		t.Errorf("plain closed %v, gr open %v", plain.Closed(), f.Session("gr") != nil)
+	}
+	if err := m.Apply(ctx, nil); err == nil {
+		t.Errorf("Apply after Close succeeded")
 	}
 }
