@@ -102,9 +102,9 @@ type Announcer struct {
 	said       map[string]bool                    // one-off Events already recorded, by text
 	bfdPeers   []BFDPeer                          // as last set
 
-	mu          sync.Mutex                   // guards the fields below, shared with the observer and runBFD
-	transitions []bgp.Transition             // not yet turned into Events
-	bfdNames    map[netip.Addr][]string      // BGPPeer names by BFD peer address
+	mu          sync.Mutex              // guards the fields below, shared with the observer and runBFD
+	transitions []bgp.Transition        // not yet turned into Events
+	bfdNames    map[netip.Addr][]string // BGPPeer names by BFD peer address
 	nodeWarned  bool
 }
 
