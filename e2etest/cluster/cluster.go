@@ -40,6 +40,8 @@ type Config struct {
 	SpeakerBin string
 	// Output receives the speakers' logs. Default: discarded.
 	Output io.Writer
+	// SpeakerArgs are appended to every speaker's arguments; a flag given again there wins.
+	SpeakerArgs []string
 }
 
 // Cluster is a running lab with speakers.
@@ -157,7 +159,7 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 			peers = append(peers, o.IPv4.String())
 		}
 	}
-	cmd, err := n.Start(context.Background(), c.cfg.SpeakerBin,
+	args := []string{c.cfg.SpeakerBin,
 		"--kubeconfig", c.cfg.Kubeconfig,
 		"--node-name", NodeName(n),
 		"--namespace", c.cfg.Namespace,
@@ -167,7 +169,8 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "0",
 		"--zap-log-level", "info",
-	)
+	}
+	cmd, err := n.Start(context.Background(), append(args, c.cfg.SpeakerArgs...)...)
 	if err != nil {
 		return fmt.Errorf("start speaker on %s: %w", n.Name, err)
 	}
