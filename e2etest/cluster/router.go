@@ -152,6 +152,7 @@ type RIBPath struct {
 	Valid     bool   `json:"valid"`
 	Best      bool   `json:"bestpath"`
 	Multipath bool   `json:"multipath"`
+	Stale     bool   `json:"stale"`
 	PeerID    string `json:"peerId"`
 	Path      string `json:"path"`
 	LocalPref uint32 `json:"locPrf"`
