@@ -225,7 +225,7 @@ func (m *Manager) SetPeers(peers []Peer) error {
 		}
 		r := newRunner(m, p, m.newDiscriminator())
 		m.sessions[remote] = r
-		r.log.Info("BFD session added", "local", p.Local, "interface", p.Interface,
+		r.log.Info("BFD session added", "local", addrOrAny(p.Local), "interface", p.Interface,
 			"receiveInterval", p.Profile.ReceiveInterval, "transmitInterval", p.Profile.TransmitInterval,
 			"detectMultiplier", p.Profile.DetectMultiplier, "passive", p.Profile.Passive, "minimumTTL", p.Profile.MinimumTTL)
 		m.wg.Add(1)
@@ -240,6 +240,13 @@ func (m *Manager) SetPeers(peers []Peer) error {
 	}
 	m.table.Store(newDemuxTable(m.sessions))
 	return nil
+}
+
+func addrOrAny(a netip.Addr) string {
+	if !a.IsValid() {
+		return "any"
+	}
+	return a.String()
 }
 
 // newDiscriminator picks a random non-zero discriminator unused by any live session (RFC 5880

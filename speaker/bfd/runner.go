@@ -45,6 +45,7 @@ type runner struct {
 	sock       *txSocket
 	openFailed bool
 	sendFailed bool
+	logged     [2]time.Duration // transmission interval and Detection Time last logged
 }
 
 func newRunner(m *Manager, peer Peer, discr uint32) *runner {
@@ -140,7 +141,11 @@ func (r *runner) run(ctx context.Context) {
 			return
 		case p := <-r.rx:
 			now = clk.Now()
-			r.handle(now, s.Receive(now, &p))
+			st := s.Receive(now, &p)
+			r.handle(now, st)
+			if st.pollDone {
+				r.log.V(1).Info("BFD Poll Sequence complete", "transmitInterval", s.advertised.tx, "receiveInterval", s.advertised.rx)
+			}
 		case <-timer.C():
 			now = clk.Now()
 			if !lingerUntil.IsZero() && !now.Before(lingerUntil) {
@@ -169,10 +174,25 @@ func (r *runner) run(ctx context.Context) {
 				lingerUntil = now.Add(s.AdminDownLinger())
 			}
 		}
+		r.noteTimers(s)
 		retryAt = time.Time{}
 		if r.sock == nil {
 			retryAt = clk.Now().Add(openRetry)
 		}
+	}
+}
+
+// noteTimers logs the negotiated transmission interval and Detection Time whenever they change
+// while Up: they follow both sides' profiles, so neither side's configuration alone tells them.
+func (r *runner) noteTimers(s *session) {
+	if s.State() != Up {
+		r.logged = [2]time.Duration{}
+		return
+	}
+	now := [2]time.Duration{s.txInterval(), s.DetectionTime()}
+	if now != r.logged {
+		r.logged = now
+		r.log.Info("BFD timers negotiated", "transmitInterval", now[0], "detectionTime", now[1])
 	}
 }
 

@@ -64,8 +64,9 @@ const initialRemoteMinRx = time.Microsecond
 
 // step is what one call into a session asks of its runner.
 type step struct {
-	send   *packet     // transmit this packet now
-	change *transition // the session changed state
+	send     *packet     // transmit this packet now
+	change   *transition // the session changed state
+	pollDone bool        // a Final ended our Poll Sequence: its intervals are now in force
 }
 
 // transition is one change of the session state.
@@ -117,6 +118,7 @@ func (s *session) Receive(now time.Time, p *packet) step {
 		// The remote has seen the values of our Poll Sequence: they are now safe to use.
 		s.polling = false
 		s.inForce = s.advertised
+		st.pollDone = true
 		s.applyTimers() // a change queued behind this poll starts the next one
 	}
 	s.lastRx = now

@@ -251,9 +251,8 @@ func TestPollSequence(t *testing.T) {
 			f := remote(Up, true)
 			f.Final = true
 			f.DesiredMinTxInterval = tc.to.RequiredMinRx
-			m.recv(f)
-			if m.s.polling {
-				t.Fatal("still polling after the Final")
+			if st := m.recv(f); !st.pollDone || m.s.polling {
+				t.Fatalf("Final did not end the poll: pollDone %v, polling %v", st.pollDone, m.s.polling)
 			}
 			if got := m.s.txInterval(); got != tc.finalTx {
 				t.Errorf("transmit interval after the Final %v, want %v", got, tc.finalTx)
@@ -381,8 +380,7 @@ func TestFinalWithoutPollIgnored(t *testing.T) {
 	before := *m.s
 	f := remote(Up, true)
 	f.Final = true
-	m.recv(f)
-	if m.s.polling || m.s.advertised != before.advertised || m.s.inForce != before.inForce {
+	if st := m.recv(f); st.pollDone || m.s.polling || m.s.advertised != before.advertised || m.s.inForce != before.inForce {
 		t.Fatalf("a stray Final changed the timers: %+v -> %+v", before.inForce, m.s.inForce)
 	}
 }
