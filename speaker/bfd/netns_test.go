@@ -57,14 +57,16 @@ func newLink(t *testing.T, prefix string, subnets ...string) *link {
 		{"-n", l.A.Name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", l.B.Name},
 	}
 	for _, h := range []*lab.Host{l.A, l.B} {
-		// DAD off: link-local and static IPv6 addresses are usable at once after link up. And
-		// IPv6 addresses survive `ip link set down` (by default the kernel flushes them), as
-		// they survive a pulled cable.
+		// DAD off: link-local and static IPv6 addresses are usable at once after link up. IPv6
+		// addresses survive `ip link set down` (by default the kernel flushes them), as they
+		// survive a pulled cable. No generated link-local address: a test that wants one adds
+		// it, so the source address of link-local packets is known.
 		steps = append(steps,
 			[]string{"-n", h.Name, "link", "set", "lo", "up"},
 			[]string{"netns", "exec", h.Name, "sysctl", "-q", "-w",
 				"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth0.accept_dad=0",
-				"net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.eth0.keep_addr_on_down=1"},
+				"net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.eth0.keep_addr_on_down=1",
+				"net.ipv6.conf.eth0.addr_gen_mode=1"},
 		)
 	}
 	for _, s := range subnets {
