@@ -60,21 +60,21 @@ func TestFRRInterop(t *testing.T) {
 
 	t.Run("timer change is negotiated with Poll and Final without going down", func(t *testing.T) {
 		mk := m.mark()
-		peers[0].Profile = Profile{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond}
+		peers[0].Profile = Profile{ReceiveInterval: 200 * time.Millisecond, TransmitInterval: 200 * time.Millisecond}
 		m.setPeers(t, peers...)
 		m.waitLog(t, mk, 10*time.Second, "BFD profile changed", `"peer"="10.97.0.1"`)
 		// FRR answered our Poll with a Final: the new values are acknowledged.
-		m.waitLog(t, mk, 10*time.Second, "BFD Poll Sequence complete", `"peer"="10.97.0.1"`, `"transmitInterval"="100ms"`, `"receiveInterval"="100ms"`)
-		p := frr.waitPeer(t, ours(0), 10*time.Second, "showing our 100 ms", func(p frrPeer) bool {
-			return p.RemoteReceiveInterval == 100 && p.RemoteTransmitInterval == 100
+		m.waitLog(t, mk, 10*time.Second, "BFD Poll Sequence complete", `"peer"="10.97.0.1"`, `"transmitInterval"="200ms"`, `"receiveInterval"="200ms"`)
+		p := frr.waitPeer(t, ours(0), 10*time.Second, "showing our 200 ms", func(p frrPeer) bool {
+			return p.RemoteReceiveInterval == 200 && p.RemoteTransmitInterval == 200
 		})
 		if p.Status != "up" {
 			t.Fatalf("FRR session %s after the change: %+v", ours(0), p)
 		}
 		// FRR still wants 300 ms and sends every 300 ms, so nothing is faster yet. Once FRR goes
-		// faster too (its own Poll Sequence), both sides send every 100 ms.
-		frr.configure(t, "bfd", "peer "+ours(0), "receive-interval 100", "transmit-interval 100")
-		m.waitLog(t, mk, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.0.1"`, `"transmitInterval"="100ms"`, `"detectionTime"="300ms"`)
+		// faster too (its own Poll Sequence), both sides send every 200 ms.
+		frr.configure(t, "bfd", "peer "+ours(0), "receive-interval 200", "transmit-interval 200")
+		m.waitLog(t, mk, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.0.1"`, `"transmitInterval"="200ms"`, `"detectionTime"="600ms"`)
 		if evs := m.eventsSince(mk, v4); len(evs) != 0 {
 			t.Fatalf("timer changes moved the session: %+v", evs)
 		}
@@ -109,8 +109,8 @@ func TestFRRInterop(t *testing.T) {
 		mk := m.mark()
 		cut := time.Now()
 		setLink(t, l.A, "down")
-		// The IPv4 session runs at 100 ms since the timer change; the others at 300 ms.
-		detection := map[netip.Addr]time.Duration{v4: 300 * time.Millisecond, v6: 900 * time.Millisecond, passive: 900 * time.Millisecond}
+		// The IPv4 session runs at 200 ms since the timer change; the others at 300 ms.
+		detection := map[netip.Addr]time.Duration{v4: 600 * time.Millisecond, v6: 900 * time.Millisecond, passive: 900 * time.Millisecond}
 		for _, a := range []netip.Addr{v4, v6, passive} {
 			e := m.waitEvent(t, mk, a, Down, 10*time.Second)
 			if e.Diag != DiagControlDetectionTimeExpired || e.Previous != Up {

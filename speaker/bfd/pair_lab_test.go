@@ -16,8 +16,8 @@ func TestTwoManagers(t *testing.T) {
 	l := newLink(t, "ilb-bfd2", "10.97.2.0/24", "fd00:97:2::/64", "fe80::/64")
 	a, b := runManager(t, l.A), runManager(t, l.B)
 	a4, a6, b4, b6 := l.addrA(0), l.addrA(1), l.addrB(0), l.addrB(1)
-	fast := Profile{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond}
-	// The IPv4 profiles differ: A wants 300 ms, B 100 ms; the slower side sets the pace.
+	fast := Profile{ReceiveInterval: 200 * time.Millisecond, TransmitInterval: 200 * time.Millisecond}
+	// The IPv4 profiles differ: A wants 300 ms, B 200 ms; the slower side sets the pace.
 	aPeers := []Peer{{Remote: b4}, {Remote: b6, Profile: fast}}
 	bPeers := []Peer{{Remote: a4, Profile: fast}, {Remote: a6, Profile: fast}}
 
@@ -29,19 +29,19 @@ func TestTwoManagers(t *testing.T) {
 		a.waitEvent(t, ma, b6, Up, 20*time.Second)
 		b.waitEvent(t, mb, a4, Up, 20*time.Second)
 		b.waitEvent(t, mb, a6, Up, 20*time.Second)
-		// A sends every 300 ms (B accepts 100 ms, A wants 300 ms) and B as often as A accepts,
+		// A sends every 300 ms (B accepts 200 ms, A wants 300 ms) and B as often as A accepts,
 		// 300 ms; both Detection Times are the sender's 3 x 300 ms.
 		a.waitLog(t, ma, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.2.2"`, `"transmitInterval"="300ms"`, `"detectionTime"="900ms"`)
 		b.waitLog(t, mb, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.2.1"`, `"transmitInterval"="300ms"`, `"detectionTime"="900ms"`)
-		b.waitLog(t, mb, 10*time.Second, "BFD timers negotiated", `"peer"="fd00:97:2::1"`, `"transmitInterval"="100ms"`, `"detectionTime"="300ms"`)
+		b.waitLog(t, mb, 10*time.Second, "BFD timers negotiated", `"peer"="fd00:97:2::1"`, `"transmitInterval"="200ms"`, `"detectionTime"="600ms"`)
 	})
 
 	t.Run("profile change keeps the sessions Up", func(t *testing.T) {
 		ma, mb := a.mark(), b.mark()
 		aPeers[0].Profile = fast
 		a.setPeers(t, aPeers...)
-		a.waitLog(t, ma, 10*time.Second, "BFD Poll Sequence complete", `"peer"="10.97.2.2"`, `"transmitInterval"="100ms"`)
-		b.waitLog(t, mb, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.2.1"`, `"transmitInterval"="100ms"`, `"detectionTime"="300ms"`)
+		a.waitLog(t, ma, 10*time.Second, "BFD Poll Sequence complete", `"peer"="10.97.2.2"`, `"transmitInterval"="200ms"`)
+		b.waitLog(t, mb, 10*time.Second, "BFD timers negotiated", `"peer"="10.97.2.1"`, `"transmitInterval"="200ms"`, `"detectionTime"="600ms"`)
 		if evs := append(a.eventsSince(ma, b4), b.eventsSince(mb, a4)...); len(evs) != 0 {
 			t.Fatalf("profile change moved the sessions: %+v", evs)
 		}
@@ -60,7 +60,7 @@ func TestTwoManagers(t *testing.T) {
 			if e.Diag != DiagControlDetectionTimeExpired {
 				t.Fatalf("%s: %+v, want ControlDetectionTimeExpired", w.peer, e)
 			}
-			t.Logf("%s Down %v after the cut (Detection Time 300ms)", w.peer, e.At.Sub(cut).Round(time.Millisecond))
+			t.Logf("%s Down %v after the cut (Detection Time 600ms)", w.peer, e.At.Sub(cut).Round(time.Millisecond))
 		}
 		ma, mb = a.mark(), b.mark()
 		setLink(t, l.A, "up")
