@@ -57,7 +57,7 @@ func TestTwoManagers(t *testing.T) {
 			peer netip.Addr
 		}{{a, ma, b4}, {a, ma, b6}, {b, mb, a4}, {b, mb, a6}} {
 			e := w.m.waitEvent(t, w.mk, w.peer, Down, 10*time.Second)
-			if e.Diag != DiagControlDetectionTimeExpired {
+			if e.Diag != DiagControlDetectionTimeExpired || e.RemoteState != Up {
 				t.Fatalf("%s: %+v, want ControlDetectionTimeExpired", w.peer, e)
 			}
 			t.Logf("%s Down %v after the cut (Detection Time 600ms)", w.peer, e.At.Sub(cut).Round(time.Millisecond))
@@ -79,8 +79,8 @@ func TestTwoManagers(t *testing.T) {
 		if e := a.waitEvent(t, ma, b6, AdminDown, 5*time.Second); e.Diag != DiagAdministrativelyDown {
 			t.Fatalf("A: %+v", e)
 		}
-		if e := b.waitEvent(t, mb, a6, Down, 5*time.Second); e.Diag != DiagNeighborSignaledSessionDown {
-			t.Fatalf("B: %+v, want NeighborSignaledSessionDown", e)
+		if e := b.waitEvent(t, mb, a6, Down, 5*time.Second); e.Diag != DiagNeighborSignaledSessionDown || e.RemoteState != AdminDown {
+			t.Fatalf("B: %+v, want NeighborSignaledSessionDown from a remote in AdminDown", e)
 		}
 		if s := b.State(a4); s != Up {
 			t.Fatalf("the other session is %s", s)

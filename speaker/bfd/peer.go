@@ -152,5 +152,9 @@ type Event struct {
 	// Diag is the local diagnostic after the change: why the session left Up (for example
 	// DiagControlDetectionTimeExpired) or DiagNone.
 	Diag Diag
-	At   time.Time
+	// RemoteState is the state the remote last reported. Down with RemoteState AdminDown means
+	// the remote disabled the session on purpose: RFC 5882 section 3.2 says not to treat that as
+	// a forwarding failure (keep the BGP session; its own hold timer still guards it).
+	RemoteState State
+	At          time.Time
 }

@@ -229,8 +229,8 @@ func (r *runner) handle(now time.Time, st step) {
 		mt.sessions.WithLabelValues(c.from.metricValue()).Dec()
 		mt.sessions.WithLabelValues(c.to.metricValue()).Inc()
 		mt.transitions.WithLabelValues(c.to.metricValue(), c.diag.metricValue()).Inc()
-		r.log.Info("BFD session state changed", "state", c.to, "previous", c.from, "diag", c.diag)
-		r.m.events.publish(Event{Peer: r.peer.Remote, State: c.to, Previous: c.from, Diag: c.diag, At: now})
+		r.log.Info("BFD session state changed", "state", c.to, "previous", c.from, "diag", c.diag, "remoteState", c.remote)
+		r.m.events.publish(Event{Peer: r.peer.Remote, State: c.to, Previous: c.from, Diag: c.diag, RemoteState: c.remote, At: now})
 	}
 	if st.send == nil || r.sock == nil {
 		return

@@ -73,6 +73,7 @@ type step struct {
 type transition struct {
 	from, to State
 	diag     Diag
+	remote   State // bfd.RemoteSessionState when it happened
 }
 
 func newSession(cfg sessionConfig, discr uint32, now time.Time, rand func() float64) *session {
@@ -218,7 +219,7 @@ func (s *session) DetectionTime() time.Duration {
 }
 
 func (s *session) setState(to State, diag Diag, st *step) {
-	st.change = &transition{from: s.state, to: to, diag: diag}
+	st.change = &transition{from: s.state, to: to, diag: diag, remote: s.remoteState}
 	s.state = to
 	s.localDiag = diag
 	s.applyTimers()

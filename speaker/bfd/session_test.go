@@ -51,8 +51,8 @@ func TestTransitions(t *testing.T) {
 			if (st.change != nil) != tc.changed {
 				t.Fatalf("change %+v, want changed=%v", st.change, tc.changed)
 			}
-			if st.change != nil && (st.change.from != tc.local || st.change.to != tc.want || st.change.diag != tc.wantDiag) {
-				t.Errorf("change %+v, want %s -> %s (%s)", *st.change, tc.local, tc.want, tc.wantDiag)
+			if st.change != nil && (st.change.from != tc.local || st.change.to != tc.want || st.change.diag != tc.wantDiag || st.change.remote != tc.received) {
+				t.Errorf("change %+v, want %s -> %s (%s) with remote %s", *st.change, tc.local, tc.want, tc.wantDiag, tc.received)
 			}
 			if st.send != nil {
 				t.Errorf("sent %+v without a Poll", *st.send)
