@@ -2,6 +2,7 @@ package bfd
 
 import (
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -118,5 +119,30 @@ func TestTwoManagersBoundToInterface(t *testing.T) {
 	b.waitEvent(t, mb, a4, Up, 20*time.Second)
 	if evs := a.eventsSince(ma, bLL); len(evs) != 0 {
 		t.Fatalf("the link-local session moved: %+v", evs)
+	}
+
+	// A session bound to an interface that does not exist yet keeps retrying its socket, and
+	// comes Up once the interface appears (a second veth pair, eth1, 10.97.3.1 and .2).
+	ma, mb = a.mark(), b.mark()
+	a3, b3 := netip.MustParseAddr("10.97.3.1"), netip.MustParseAddr("10.97.3.2")
+	a.setPeers(t, Peer{Remote: b4, Interface: "eth0"}, Peer{Remote: l.addrB(1), Interface: "eth0"}, Peer{Remote: b3, Interface: "eth1"})
+	a.waitLog(t, ma, 10*time.Second, "Cannot open BFD socket", `"peer"="10.97.3.2"`)
+	for _, s := range [][]string{
+		{"-n", l.A.Name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", l.B.Name},
+		{"-n", l.A.Name, "addr", "add", "10.97.3.1/24", "dev", "eth1"},
+		{"-n", l.B.Name, "addr", "add", "10.97.3.2/24", "dev", "eth1"},
+		{"-n", l.A.Name, "link", "set", "eth1", "up"},
+		{"-n", l.B.Name, "link", "set", "eth1", "up"},
+	} {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", s, err, out)
+		}
+	}
+	b.setPeers(t, Peer{Remote: a4}, Peer{Remote: aLL}, Peer{Remote: a3})
+	a.waitEvent(t, ma, b3, Up, 20*time.Second)
+	b.waitEvent(t, mb, a3, Up, 20*time.Second)
+	a.waitLog(t, ma, 10*time.Second, "BFD socket open after earlier failures", `"peer"="10.97.3.2"`)
+	if n := a.metric(t, "ironlb_bfd_socket_errors_total", "open"); n == 0 {
+		t.Fatal("no failed socket open counted")
 	}
 }

@@ -152,6 +152,7 @@ func (r *runner) run(ctx context.Context) {
 				return
 			}
 			if r.sock == nil && !retryAt.IsZero() && !now.Before(retryAt) {
+				retryAt = time.Time{}
 				r.open(ctx)
 			}
 			r.handle(now, s.Tick(now))
@@ -175,8 +176,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 		}
 		r.noteTimers(s)
-		retryAt = time.Time{}
-		if r.sock == nil {
+		if r.sock == nil && retryAt.IsZero() {
 			retryAt = clk.Now().Add(openRetry)
 		}
 	}
