@@ -20,6 +20,7 @@ const bfddPath = "/usr/lib/frr/bfdd"
 
 // bfdd is FRR's BFD daemon running inside a test namespace, with its configuration, pid file,
 // control and vty sockets in a directory of its own: nothing goes to /etc/frr or /var/run/frr.
+// (FRR's crash-log directory under /var/tmp/frr is fixed at build time; it is removed after.)
 // It runs without zebra, which single-hop sessions without interface names do not need.
 type bfdd struct {
 	dir string
@@ -86,8 +87,15 @@ func startBFDD(t *testing.T, ns, conf string) *bfdd {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		// SIGTERM first: bfdd then removes its crash-log directory, /var/tmp/frr/bfdd.<pid>.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		_ = os.RemoveAll(fmt.Sprintf("/var/tmp/frr/bfdd.%d", cmd.Process.Pid))
 		if t.Failed() {
 			t.Logf("bfdd log:\n%s", d.log.String())
 		}
