@@ -170,11 +170,11 @@ func TestLastFailover(t *testing.T) {
 	}{
 		{"never moved", []observation{n("node1", 0), n("node1", time.Hour)}, nil, nil},
 		{"one move", []observation{n("node1", 0), n("node2", time.Minute)}, nil, &Failover{"node1", "node2", at(time.Minute)}},
-		{"and back home", []observation{n("node1", 0), n("node2", time.Minute), n("node1", 2 * time.Minute)}, nil, &Failover{"node2", "node1", at(2 * time.Minute)}},
+		{"and back home", []observation{n("node1", 0), n("node2", time.Minute), n("node1", 2*time.Minute)}, nil, &Failover{"node2", "node1", at(2 * time.Minute)}},
 		{"a series' last time late: the status object's creation decides",
 			// node1's third announcement sits in its speaker's series cache; its object was
 			// created at +4m.
-			[]observation{n("node1", 0), n("node2", time.Minute), n("node1", 2 * time.Minute), n("node2", 3 * time.Minute)},
+			[]observation{n("node1", 0), n("node2", time.Minute), n("node1", 2*time.Minute), n("node2", 3*time.Minute)},
 			[]L2{{Node: "node1", Since: at(4 * time.Minute)}}, &Failover{"node2", "node1", at(4 * time.Minute)}},
 		{"a restart of the current owner is no failover",
 			[]observation{n("node1", 0), n("node2", time.Minute), n("node2", time.Hour)},

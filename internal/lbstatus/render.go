@@ -39,7 +39,9 @@ func WriteTable(w io.Writer, entries []Entry, now time.Time, withNamespace bool)
 // WriteDetail writes one Entry in full, with absolute times.
 func WriteDetail(w io.Writer, e Entry, now time.Time) error {
 	var b strings.Builder
-	line := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-15s "+format+"\n", append([]any{k + ":"}, args...)...) }
+	line := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "%-15s "+format+"\n", append([]any{k + ":"}, args...)...)
+	}
 	line("Service", "%s/%s", e.Namespace, e.Name)
 	line("IPs", "%s", ips(e))
 	line("Pool", "%s", dash(e.Pool))
