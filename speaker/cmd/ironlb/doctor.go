@@ -19,6 +19,7 @@ func doctorCmd(ctx context.Context, prog string, args []string, stdout, stderr i
 	fs := pflag.NewFlagSet(prog+" doctor", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kf := bindKubeFlags(fs)
+	_ = fs.MarkHidden("namespace") // the doctor looks at every namespace
 	output := fs.StringP("output", "o", "text", "output format: text or json")
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "this node's Kubernetes name (default $NODE_NAME; empty finds the Node by this machine's addresses)")
 	sysNS := fs.String("system-namespace", envOr("METALLB_NAMESPACE", "metallb-system"), "namespace of the metallb.io configuration and status objects")
