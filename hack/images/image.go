@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,18 @@ type Config struct {
 	// Created is the image's creation time and the layer's file mtime. Default: the zero
 	// time.Time, which is written as is; parseFlags sets the Unix epoch or SOURCE_DATE_EPOCH.
 	Created time.Time
+	// Extras are more static binaries put beside the entrypoint, such as /ironlb in the speaker
+	// image (for `kubectl exec ... -- /ironlb doctor`). Each must have its own clean absolute
+	// path. Default none.
+	Extras []Extra
+}
+
+// Extra is one more binary in the image.
+type Extra struct {
+	// Path is the absolute path in the image, e.g. "/ironlb".
+	Path string
+	// Binary is the file put there.
+	Binary string
 }
 
 // Build assembles the image: no base layers, one layer with Binary at Entrypoint, and a config
@@ -57,7 +70,7 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 	if err != nil {
 		return nil, name.Tag{}, fmt.Errorf("parse --ref %q (want registry/repository:tag): %w", cfg.Ref, err)
 	}
-	if !path.IsAbs(cfg.Entrypoint) || path.Clean(cfg.Entrypoint) != cfg.Entrypoint || cfg.Entrypoint == "/" {
+	if !cleanFilePath(cfg.Entrypoint) {
 		return nil, name.Tag{}, fmt.Errorf("entrypoint %q: want a clean absolute file path such as /controller", cfg.Entrypoint)
 	}
 	if cfg.Arch == "" {
@@ -71,7 +84,25 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 		return nil, name.Tag{}, fmt.Errorf("binary %s for %s: %w", cfg.Binary, tag, err)
 	}
 
-	layerTar, err := singleFileTar(strings.TrimPrefix(cfg.Entrypoint, "/"), bin, cfg.Created)
+	files := []layerFile{{strings.TrimPrefix(cfg.Entrypoint, "/"), bin}}
+	for _, x := range cfg.Extras {
+		if !cleanFilePath(x.Path) {
+			return nil, name.Tag{}, fmt.Errorf("extra binary path %q: want a clean absolute file path such as /ironlb", x.Path)
+		}
+		p := strings.TrimPrefix(x.Path, "/")
+		if slices.ContainsFunc(files, func(f layerFile) bool { return f.name == p }) {
+			return nil, name.Tag{}, fmt.Errorf("extra binary path %s: already in the image", x.Path)
+		}
+		b, err := os.ReadFile(x.Binary)
+		if err != nil {
+			return nil, name.Tag{}, fmt.Errorf("read extra binary for %s: %w", tag, err)
+		}
+		if err := checkStatic(b, cfg.Arch); err != nil {
+			return nil, name.Tag{}, fmt.Errorf("binary %s for %s: %w", x.Binary, tag, err)
+		}
+		files = append(files, layerFile{p, b})
+	}
+	layerTar, err := filesTar(files, cfg.Created)
 	if err != nil {
 		return nil, name.Tag{}, fmt.Errorf("build layer of %s: %w", tag, err)
 	}
@@ -91,7 +122,7 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   created,
-			CreatedBy: "COPY " + path.Base(cfg.Entrypoint) + " " + cfg.Entrypoint,
+			CreatedBy: createdBy(cfg),
 			Comment:   "ironlb hack/images",
 		},
 	})
@@ -126,24 +157,41 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 	return img, tag, nil
 }
 
-// singleFileTar returns an uncompressed tar holding one executable file owned by root. Only the
-// fields set here reach the archive: no owner names, no atime/ctime, no PAX records.
-func singleFileTar(name string, content []byte, mtime time.Time) ([]byte, error) {
+// cleanFilePath reports whether p is a clean absolute path naming a file, not "/".
+func cleanFilePath(p string) bool {
+	return path.IsAbs(p) && path.Clean(p) == p && p != "/"
+}
+
+// layerFile is one executable in the layer.
+type layerFile struct {
+	name    string // relative to the root, e.g. "speaker"
+	content []byte
+}
+
+// filesTar returns an uncompressed tar holding the files, sorted by name, each executable and
+// owned by root. Only the fields set here reach the archive: no owner names, no atime/ctime, no
+// PAX records. A file in a subdirectory gets no directory entry: the runtimes create the
+// directory.
+func filesTar(files []layerFile, mtime time.Time) ([]byte, error) {
+	files = slices.Clone(files)
+	slices.SortFunc(files, func(a, b layerFile) int { return strings.Compare(a.name, b.name) })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     name,
-		Mode:     0o755,
-		Size:     int64(len(content)),
-		ModTime:  mtime,
-		Format:   tar.FormatUSTAR,
-	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, fmt.Errorf("write tar header for %s: %w", name, err)
-	}
-	if _, err := tw.Write(content); err != nil {
-		return nil, fmt.Errorf("write %s into tar: %w", name, err)
+	for _, f := range files {
+		hdr := &tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     f.name,
+			Mode:     0o755,
+			Size:     int64(len(f.content)),
+			ModTime:  mtime,
+			Format:   tar.FormatUSTAR,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("write tar header for %s: %w", f.name, err)
+		}
+		if _, err := tw.Write(f.content); err != nil {
+			return nil, fmt.Errorf("write %s into tar: %w", f.name, err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("close tar: %w", err)
@@ -212,4 +260,14 @@ func WriteOCILayout(dir string, tag name.Tag, img v1.Image, arch string) error {
 		return fmt.Errorf("write %s as OCI layout to %s: %w", tag, dir, err)
 	}
 	return nil
+}
+
+// createdBy describes the layer in the image history: "COPY speaker /speaker", plus one COPY per
+// extra binary.
+func createdBy(cfg Config) string {
+	parts := []string{"COPY " + path.Base(cfg.Entrypoint) + " " + cfg.Entrypoint}
+	for _, x := range cfg.Extras {
+		parts = append(parts, "COPY "+path.Base(x.Path)+" "+x.Path)
+	}
+	return strings.Join(parts, " && ")
 }

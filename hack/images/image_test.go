@@ -99,6 +99,7 @@ func TestBuildInputsChangeDigest(t *testing.T) {
 		{"other SOURCE_DATE_EPOCH", func(c *Config) { c.Created = time.Unix(0, 0).UTC() }},
 		{"other architecture", func(c *Config) { c.Arch = "arm64" }},
 		{"other version", func(c *Config) { c.Ref = "ghcr.io/ironlb/controller:v0.2.0" }},
+		{"an extra binary", func(c *Config) { c.Extras = []Extra{{Path: "/ironlb", Binary: c.Binary}} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
@@ -290,6 +291,16 @@ func TestBuildRejects(t *testing.T) {
 		{"missing binary", func(c *Config) { c.Binary = filepath.Join(t.TempDir(), "nope") }},
 		{"no architecture", func(c *Config) { c.Arch = "" }},
 		{"binary for another architecture", func(c *Config) { c.Binary = os.Args[0]; c.Arch = otherArch() }},
+		{"extra at the entrypoint's path", func(c *Config) { c.Extras = []Extra{{Path: "/controller", Binary: c.Binary}} }},
+		{"extra twice", func(c *Config) {
+			c.Extras = []Extra{{Path: "/ironlb", Binary: c.Binary}, {Path: "/ironlb", Binary: c.Binary}}
+		}},
+		{"relative extra", func(c *Config) { c.Extras = []Extra{{Path: "ironlb", Binary: c.Binary}} }},
+		{"missing extra", func(c *Config) { c.Extras = []Extra{{Path: "/ironlb", Binary: filepath.Join(t.TempDir(), "nope")}} }},
+		{"extra for another architecture", func(c *Config) {
+			c.Extras = []Extra{{Path: "/ironlb", Binary: os.Args[0]}}
+			c.Arch = otherArch()
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
@@ -324,5 +335,95 @@ func TestSourceDateEpoch(t *testing.T) {
 		if (err != nil) != tc.wantErr || !got.Equal(tc.want) {
 			t.Errorf("sourceDateEpoch(%q) = %s, %v; want %s, error %t", tc.in, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+// TestSpeakerImageCarriesIronlb: the speaker image holds /ironlb beside /speaker, both
+// executable, with /speaker still the only entrypoint.
+func TestSpeakerImageCarriesIronlb(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Entrypoint, cfg.Ref, cfg.User = "/speaker", "ghcr.io/ironlb/speaker:v0.1.0", "0:0"
+	cli := filepath.Join(t.TempDir(), "ironlb")
+	if err := os.WriteFile(cli, []byte("#!fake ironlb\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Extras = []Extra{{Path: "/ironlb", Binary: cli}}
+	file, digest := buildTarball(t, cfg)
+	if _, again := buildTarball(t, cfg); again != digest {
+		t.Errorf("rebuilt digest %s, want %s", again, digest)
+	}
+	tag, err := name.NewTag(cfg.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(file, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != "/speaker" {
+		t.Errorf("Entrypoint = %q, want [/speaker]", got)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers %d, %v; want one", len(layers), err)
+	}
+	got := layerFiles(t, layers[0])
+	speaker, _ := os.ReadFile(cfg.Binary)
+	want := map[string]string{"ironlb": "#!fake ironlb\n", "speaker": string(speaker)}
+	if len(got) != len(want) {
+		t.Errorf("layer holds %v, want %v", got, want)
+	}
+	for n, content := range want {
+		if got[n] != content {
+			t.Errorf("/%s holds %q, want %q", n, got[n], content)
+		}
+	}
+}
+
+// layerFiles reads every regular file of the layer, checking each is 0755 and root-owned.
+func layerFiles(t *testing.T, layer v1.Layer) map[string]string {
+	t.Helper()
+	rc, err := layer.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	out := map[string]string{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag != tar.TypeReg || hdr.Mode != 0o755 || hdr.Uid != 0 || hdr.Gid != 0 {
+			t.Errorf("%s: type %c mode %o uid %d gid %d; want a regular file, 0755, 0:0", hdr.Name, hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[hdr.Name] = string(b)
+	}
+}
+
+func TestParseFlagsAdd(t *testing.T) {
+	cfg, _, err := parseFlags([]string{"--binary", "s", "--entrypoint", "/speaker", "--ref", "r:v1", "--out", "o.tar",
+		"--add", "/ironlb=bin/images/ironlb", "--add", "/usr/bin/x=y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Extra{{"/ironlb", "bin/images/ironlb"}, {"/usr/bin/x", "y"}}
+	if len(cfg.Extras) != 2 || cfg.Extras[0] != want[0] || cfg.Extras[1] != want[1] {
+		t.Errorf("Extras = %v, want %v", cfg.Extras, want)
+	}
+	if _, _, err := parseFlags([]string{"--out", "o.tar", "--add", "/ironlb"}); err == nil {
+		t.Error("--add without =file accepted")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,14 @@ func parseFlags(args []string) (Config, outputs, error) {
 	fs.StringVar(&cfg.User, "user", "65532:65532", "numeric uid:gid the container runs as (numeric so kubelet can check runAsNonRoot)")
 	fs.StringVar(&cfg.Version, "version", "", "org.opencontainers.image.version label (default: the tag of --ref)")
 	fs.StringVar(&cfg.Arch, "arch", runtime.GOARCH, "GOARCH the binary was built for; the image platform is linux/<arch>")
+	fs.Func("add", "another static binary in the image, as /path=file (repeatable), e.g. /ironlb=bin/images/ironlb", func(v string) error {
+		p, file, ok := strings.Cut(v, "=")
+		if !ok || p == "" || file == "" {
+			return fmt.Errorf("want /path/in/image=file, got %q", v)
+		}
+		cfg.Extras = append(cfg.Extras, Extra{Path: p, Binary: file})
+		return nil
+	})
 	fs.StringVar(&out.tarball, "out", "", "write a docker-save style tarball here")
 	fs.StringVar(&out.ociDir, "oci-dir", "", "write (or add to) an OCI image layout in this directory")
 	if err := fs.Parse(args); err != nil {

@@ -11,6 +11,7 @@ FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./speaker/l2:FuzzDecideARP \
 	./speaker/l2:FuzzParseDecideNS \
+	./speaker/bfd:FuzzParsePacket \
 	./internal/config:FuzzParseAddressRange \
 	./internal/config:FuzzCompile \
 	./controller/allocation:FuzzRequestAnnotations

@@ -1,4 +1,5 @@
-# Container images: the static controller and speaker binaries on an empty base, written as
+# Container images: the static controller and speaker binaries on an empty base (the speaker's
+# with /ironlb beside it, for `kubectl exec ds/ironlb-speaker -- /ironlb doctor`), written as
 # docker-save tarballs by the builder in hack/images (go-containerregistry, its own module). No
 # Docker daemon, no base-image pull; offline once the Go module cache is warm. The same commit
 # built again gives byte-identical tarballs and the same digests.
@@ -28,10 +29,11 @@ images: $(IMAGE_BUILDER) ## Build bin/images/controller.tar and speaker.tar (doc
 	@mkdir -p $(IMAGES_DIR)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/controller ./controller
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/speaker ./speaker
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/ironlb ./speaker/cmd/ironlb
 	@export SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); \
 	$(IMAGE_BUILDER) --binary $(IMAGES_DIR)/controller --entrypoint /controller --user 65532:65532 \
 	  --ref $(IMAGE_REGISTRY)/controller:$(VERSION) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)/controller.tar; \
-	$(IMAGE_BUILDER) --binary $(IMAGES_DIR)/speaker --entrypoint /speaker --user 0:0 \
+	$(IMAGE_BUILDER) --binary $(IMAGES_DIR)/speaker --entrypoint /speaker --user 0:0 --add /ironlb=$(IMAGES_DIR)/ironlb \
 	  --ref $(IMAGE_REGISTRY)/speaker:$(VERSION) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)/speaker.tar
 
 .PHONY: test-images

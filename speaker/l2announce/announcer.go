@@ -362,7 +362,7 @@ func (a *Announcer) apply(ctx context.Context, perIface map[string][]netip.Addr,
 		if _, had := a.owned[key]; !had {
 			a.Log.Info("Announcing", "vip", key, "ips", v.IPs, "interfaces", where[key])
 			a.event(ctx, v, corev1.EventTypeNormal, ReasonAnnouncing, "Announce",
-				"announcing %s from %s on %s", joinIPs(v.IPs), a.NodeName, strings.Join(where[key], ","))
+				AnnouncingFormat, joinIPs(v.IPs), a.NodeName, strings.Join(where[key], ","))
 		}
 	}
 	for key, v := range a.owned {
