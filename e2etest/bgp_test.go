@@ -191,6 +191,23 @@ func (l *bgpLab) waitNextHops(t *testing.T, timeout time.Duration, family, prefi
 	return time.Now()
 }
 
+// firstSeen polls cond back to back (no pause: each vtysh call already takes tens of
+// milliseconds, which bounds the error of a timed figure) and returns when it first held. The
+// test fails after timeout.
+func firstSeen(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return time.Now()
+		}
+	}
+	t.Fatalf("%s: not reached within %s; last seen: %s", what, timeout, last)
+	return time.Time{}
+}
+
 // kernelNextHops reads the router namespace's kernel route to ip: zebra installed it, ECMP
 // included, so the router forwards to the VIP.
 func (l *bgpLab) kernelNextHops(t *testing.T, ip string) []string {
@@ -590,12 +607,17 @@ spec:
 		for run := range bgpRuns() {
 			l.waitNextHops(t, 60*time.Second, "ipv4", v4+"/32", nodeIPs...)
 			n := l.Node("node1")
-			cut := time.Now()
 			if err := l.CutLink(n); err != nil {
 				t.Fatal(err)
 			}
+			// From the return of `ip link set down`: starting the command takes longer than
+			// the link going down once it runs.
+			cut := time.Now()
 			// The hold time plus slack for a loaded machine; the figure is logged.
-			gone := l.waitNextHops(t, edgeHold()+10*time.Second, "ipv4", v4+"/32", "192.168.50.12", "192.168.50.13")
+			gone := firstSeen(t, edgeHold()+10*time.Second, "node1's next hop gone", func() (bool, string) {
+				got := l.nextHops(t, "ipv4", v4+"/32")
+				return slices.Equal(got, []string{"192.168.50.12", "192.168.50.13"}), fmt.Sprint(got)
+			})
 			took = append(took, gone.Sub(cut))
 			t.Logf("run %d: node1's next hop gone %v after the cut (hold time %v)", run, gone.Sub(cut).Round(time.Millisecond), edgeHold())
 			if err := l.RestoreLink(n); err != nil {
@@ -651,13 +673,16 @@ spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
 		for run := range bgpRuns() {
 			l.waitNextHops(t, 60*time.Second, "ipv4", v4+"/32", nodeIPs...)
 			n := l.Node("node1")
-			cut := time.Now()
 			if err := l.CutLink(n); err != nil {
 				t.Fatal(err)
 			}
+			cut := time.Now()
 			// 900 ms to detect, plus slack for a loaded machine: well under the hold time, so
 			// BFD did it.
-			gone := l.waitNextHops(t, 3*time.Second, "ipv4", v4+"/32", "192.168.50.12", "192.168.50.13")
+			gone := firstSeen(t, 3*time.Second, "node1's next hop gone", func() (bool, string) {
+				got := l.nextHops(t, "ipv4", v4+"/32")
+				return slices.Equal(got, []string{"192.168.50.12", "192.168.50.13"}), fmt.Sprint(got)
+			})
 			took = append(took, gone.Sub(cut))
 			t.Logf("run %d: node1's next hop gone %v after the cut (BFD 300ms x 3)", run, gone.Sub(cut).Round(time.Millisecond))
 			if err := l.RestoreLink(n); err != nil {
@@ -751,18 +776,13 @@ spec:
 			if ip == "" {
 				t.Fatalf("run %d: no IP assigned to %s", run, name)
 			}
-			var seen time.Time
-			testenv.Eventually(t, 30*time.Second, ip+" in the router's RIB from every node", func() (bool, string) {
+			seen := firstSeen(t, 30*time.Second, ip+" in the router's RIB from every node", func() (bool, string) {
 				out, err := l.frr.Vtysh(ctx, "show bgp ipv4 unicast "+ip+"/32 json")
 				if err != nil {
 					return false, err.Error()
 				}
 				// Three paths: the route is in the RIB from every node.
-				if strings.Count(out, `"peerId"`) < 3 {
-					return false, out
-				}
-				seen = time.Now()
-				return true, ""
+				return strings.Count(out, `"peerId"`) >= 3, out
 			})
 			took = append(took, seen.Sub(assigned))
 			t.Logf("run %d: %s in the RIB from all nodes %v after assignment", run, ip, seen.Sub(assigned).Round(time.Millisecond))

@@ -31,6 +31,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/scheme"
+	"github.com/ironlb/ironlb/speaker/bfd"
 	"github.com/ironlb/ironlb/speaker/bgp"
 	"github.com/ironlb/ironlb/speaker/bgp/gobgp"
 	"github.com/ironlb/ironlb/speaker/bgpannounce"
@@ -92,8 +93,8 @@ type Config struct {
 	// BGPLocalAddrs replaces the kernel lookup of this node's addresses for a session (tests).
 	// Default bgpannounce.SystemLocal.
 	BGPLocalAddrs func(peer, source netip.Addr) (plan.Local, error)
-	// BFD runs the BFD sessions of BGPPeers with a bfdProfile; nil runs none (the BGPPeer gets
-	// an Event saying so).
+	// BFD replaces the BFD sessions of BGPPeers with a bfdProfile (tests). Default: speaker/bfd,
+	// started only once a BGPPeer of this node has a bfdProfile.
 	BFD bgpannounce.BFD
 
 	// Proxy selects the node-local Service proxy: "nftables" runs it, "" (default) leaves
@@ -269,6 +270,19 @@ func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg pr
 	if router == nil {
 		router = &gobgp.Router{Log: slog.New(logr.ToSlogHandler(log.WithName("gobgp")))}
 	}
+	bfdRunner := cfg.BFD
+	if bfdRunner == nil {
+		od := &bgpannounce.OnDemandBFD{
+			New: func() *bfd.Manager {
+				return bfd.New(bfd.Options{Logger: log.WithName("bfd"), Registerer: reg})
+			},
+			Log: log.WithName("bfd"),
+		}
+		if err := mgr.Add(od); err != nil {
+			return fmt.Errorf("add BFD: %w", err)
+		}
+		bfdRunner = od
+	}
 	ann := &bgpannounce.Announcer{
 		Client:         mgr.GetClient(),
 		Informers:      mgr.GetCache(),
@@ -278,7 +292,7 @@ func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg pr
 		Members:        members,
 		Router:         router,
 		LocalAddrs:     cfg.BGPLocalAddrs,
-		BFD:            cfg.BFD,
+		BFD:            bfdRunner,
 		Events:         mgr.GetEventRecorder("ironlb-speaker"),
 		Metrics:        am,
 		SessionMetrics: sm,

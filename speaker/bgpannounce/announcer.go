@@ -26,6 +26,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/configlist"
+	"github.com/ironlb/ironlb/speaker/bfd"
 	"github.com/ironlb/ironlb/speaker/bgp"
 	"github.com/ironlb/ironlb/speaker/bgpannounce/plan"
 )
@@ -80,8 +81,8 @@ type Announcer struct {
 	Router bgp.Router
 	// LocalAddrs finds this node's addresses for a session. Default SystemLocal.
 	LocalAddrs func(peer, source netip.Addr) (plan.Local, error)
-	// BFD runs the BFD sessions of peers with a bfdProfile; nil leaves them without BFD (and
-	// says so in an Event).
+	// BFD runs the BFD sessions of peers with a bfdProfile (OnDemandBFD); nil leaves them
+	// without BFD (and says so in an Event).
 	BFD BFD
 	// Events records Events on BGPPeers and Services; nil records none.
 	Events events.EventRecorder
@@ -100,7 +101,7 @@ type Announcer struct {
 	created    map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
 	announced  map[types.NamespacedName]bool      // Services announced at the last sync
 	said       map[string]bool                    // one-off Events already recorded, by text
-	bfdPeers   []BFDPeer                          // as last set
+	bfdPeers   []bfd.Peer                         // as last set
 
 	mu          sync.Mutex              // guards the fields below, shared with the observer and runBFD
 	transitions []bgp.Transition        // not yet turned into Events
@@ -288,7 +289,7 @@ func (a *Announcer) sync(ctx context.Context) error {
 	}
 
 	desired := map[string]bgp.Desired{}
-	var bfdPeers []BFDPeer
+	var bfdPeers []bfd.Peer
 	bfdNames := map[netip.Addr][]string{}
 	specs := map[string]*config.Peer{}
 	for _, peer := range p.Peers {
@@ -342,7 +343,13 @@ func (a *Announcer) sync(ctx context.Context) error {
 		slices.SortFunc(bfdPeers, bfdPeerCompare)
 		if !slices.Equal(bfdPeers, a.bfdPeers) {
 			if err := a.BFD.SetPeers(bfdPeers); err != nil {
-				errs = append(errs, fmt.Errorf("set BFD peers: %w", err))
+				// Not a sync failure: BGP runs on, guarded by hold timers; the next sync tries
+				// again. Every BGPPeer with a profile says why.
+				for _, bp := range bfdPeers {
+					for _, name := range bfdNames[bp.Remote] {
+						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, err)
+					}
+				}
 			} else {
 				a.bfdPeers = bfdPeers
 			}

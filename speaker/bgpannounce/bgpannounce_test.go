@@ -3,12 +3,14 @@ package bgpannounce
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/speaker/bfd"
 	"github.com/ironlb/ironlb/speaker/bgp"
 	"github.com/ironlb/ironlb/speaker/bgpannounce/plan"
 )
@@ -60,8 +62,8 @@ func TestSystemLocal(t *testing.T) {
 	}
 }
 
-// TestRunBFD: Up to Down holds the sessions to that address at once, Up releases them, a
-// remote AdminDown and other addresses do nothing.
+// TestRunBFD: Up to Down holds the sessions to that address at once, Up releases them; Down
+// because the remote went AdminDown, and events of other addresses, do nothing.
 func TestRunBFD(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,15 +78,16 @@ func TestRunBFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.bfdNames = map[netip.Addr][]string{router: {"r"}, other.Addr: {"o"}}
-	events := make(chan BFDEvent)
+	events := make(chan bfd.Event)
 	done := make(chan struct{})
 	go func() { a.runBFD(ctx, events); close(done) }()
 
 	enabled := func(name string) bool { on, _ := f.Session(name).Enabled(); return on }
-	events <- BFDEvent{Peer: router, Previous: BFDDown, State: BFDInit, At: time.Now()}
-	events <- BFDEvent{Peer: router, Previous: BFDInit, State: BFDUp, At: time.Now()}
-	events <- BFDEvent{Peer: other.Addr, Previous: BFDUp, State: BFDAdminDown, At: time.Now()}
-	events <- BFDEvent{Peer: router, Previous: BFDUp, State: BFDDown, At: time.Now()}
+	now := time.Now()
+	events <- bfd.Event{Peer: router, Previous: bfd.Down, State: bfd.Init, At: now}
+	events <- bfd.Event{Peer: router, Previous: bfd.Init, State: bfd.Up, At: now}
+	events <- bfd.Event{Peer: other.Addr, Previous: bfd.Up, State: bfd.Down, RemoteState: bfd.AdminDown, At: now}
+	events <- bfd.Event{Peer: router, Previous: bfd.Up, State: bfd.Down, Diag: bfd.DiagControlDetectionTimeExpired, RemoteState: bfd.Up, At: now}
 	testenv.Eventually(t, 5*time.Second, "r held down", func() (bool, string) {
 		_, why := f.Session("r").Enabled()
 		return !enabled("r"), why
@@ -92,11 +95,11 @@ func TestRunBFD(t *testing.T) {
 	if !enabled("o") {
 		t.Errorf("a remote AdminDown took the session down")
 	}
-	if _, why := f.Session("r").Enabled(); why != "BFD session to 192.168.50.1 went Down" {
+	if _, why := f.Session("r").Enabled(); !strings.HasPrefix(why, "BFD session to 192.168.50.1 went Down") {
 		t.Errorf("reason %q", why)
 	}
-	events <- BFDEvent{Peer: router, Previous: BFDInit, State: BFDUp, At: time.Now()}
+	events <- bfd.Event{Peer: router, Previous: bfd.Init, State: bfd.Up, At: time.Now()}
 	testenv.Eventually(t, 5*time.Second, "r released", func() (bool, string) { return enabled("r"), "" })
-	cancel()
+	close(events) // the BFD manager stopped: runBFD returns
 	<-done
 }
