@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
@@ -315,4 +320,52 @@ func running(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+}
+
+// WaitFIB polls the kernel routing table of host's namespace over netlink every 2 ms until
+// done holds for the next hops of the route to prefix (none: no route), and returns when it
+// first did. It measures when forwarding changes, to the millisecond; a vtysh call takes tens of
+// milliseconds, more under load. Start it before the event to time, in its own goroutine.
+func WaitFIB(ctx context.Context, host *lab.Host, prefix netip.Prefix, timeout time.Duration, done func(nextHops []netip.Addr) bool) (time.Time, error) {
+	var at time.Time
+	err := host.Do(func() error {
+		// Opened here, on Do's thread: the socket belongs to host's namespace.
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return fmt.Errorf("netlink in %s: %w", host.Name, err)
+		}
+		defer h.Close()
+		family := netlink.FAMILY_V4
+		if prefix.Addr().Is6() {
+			family = netlink.FAMILY_V6
+		}
+		dst := &net.IPNet{IP: prefix.Addr().AsSlice(), Mask: net.CIDRMask(prefix.Bits(), prefix.Addr().BitLen())}
+		deadline := time.Now().Add(timeout)
+		var last []netip.Addr
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			routes, err := h.RouteListFiltered(family, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
+			if err != nil {
+				return fmt.Errorf("list routes to %s in %s: %w", prefix, host.Name, err)
+			}
+			last = last[:0]
+			for _, r := range routes {
+				if gw, ok := netip.AddrFromSlice(r.Gw); ok {
+					last = append(last, gw.Unmap())
+				}
+				for _, nh := range r.MultiPath {
+					if gw, ok := netip.AddrFromSlice(nh.Gw); ok {
+						last = append(last, gw.Unmap())
+					}
+				}
+			}
+			slices.SortFunc(last, netip.Addr.Compare)
+			if done(last) {
+				at = time.Now()
+				return nil
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		return fmt.Errorf("route to %s in %s: not as wanted within %v; last next hops %v", prefix, host.Name, timeout, last)
+	})
+	return at, err
 }
