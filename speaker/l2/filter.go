@@ -19,9 +19,13 @@ import (
 // target is matched on its last 32 bits only, and past maxFilterVIPs VIPs of a family the
 // target is not checked at all.
 
-// maxFilterVIPs is the most VIPs of one family a filter names: two instructions each, within
-// the kernel's limit of 4096 per classic BPF program (BPF_MAXINSNS).
-const maxFilterVIPs = 2000
+// maxFilterVIPs is the most VIPs of one family a filter names, and maxBlocked the most
+// requesters the ARP filter drops: two instructions per VIP and five per requester keep a
+// filter within the kernel's limit of 4096 instructions (BPF_MAXINSNS).
+const (
+	maxFilterVIPs = 1900
+	maxBlocked    = 32
+)
 
 // filterAccept is the snapshot length returned for a passed packet: all of it.
 const filterAccept = 1 << 16
@@ -33,6 +37,7 @@ const (
 	offARPHWLen     = 14 + 4
 	offARPProtoLen  = 14 + 5
 	offARPOp        = 14 + 6
+	offARPSenderHW  = 14 + 8
 	offARPTargetIP  = 14 + 24
 )
 
@@ -47,8 +52,10 @@ const (
 
 // arpFilter returns the filter of the ARP socket: ARP requests for IPv4 over Ethernet (hardware
 // address length 6, protocol address length 4: decideARP can only answer those) whose target
-// is one of targets (see targetWords); nil targets passes every such request.
-func arpFilter(targets []uint32) []bpf.Instruction {
+// is one of targets (see targetWords) and whose sender hardware address is not one of
+// blocked (requesters over the answer limit, see Responder.block). nil targets passes every
+// such request.
+func arpFilter(targets []uint32, blocked [][6]byte) []bpf.Instruction {
 	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: offARPProtoType, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherTypeIPv4, SkipFalse: 6},
@@ -61,7 +68,19 @@ func arpFilter(targets []uint32) []bpf.Instruction {
 		bpf.RetConstant{Val: 0},
 		bpf.LoadAbsolute{Off: offARPTargetIP, Size: 4},
 	}
-	return append(prog, matchAny(targets)...)
+	prog = append(prog, matchAny(targets)...)
+	// matchAny ends in "pass": put the sender check in front of that last instruction.
+	pass := prog[len(prog)-1]
+	prog = prog[:len(prog)-1]
+	for _, mac := range blocked {
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: offARPSenderHW, Size: 4},
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: binary.BigEndian.Uint32(mac[0:4]), SkipTrue: 3},
+			bpf.LoadAbsolute{Off: offARPSenderHW + 4, Size: 2},
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(binary.BigEndian.Uint16(mac[4:6])), SkipTrue: 1},
+			bpf.RetConstant{Val: 0})
+	}
+	return append(prog, pass)
 }
 
 // solicitationFilter returns the filter of the solicitation socket: ICMPv6 neighbour
@@ -76,7 +95,8 @@ func solicitationFilter(targets []uint32) []bpf.Instruction {
 		bpf.RetConstant{Val: 0},
 		bpf.LoadAbsolute{Off: offNSTargetLow, Size: 4},
 	}
-	return append(prog, matchAny(targets)...)
+	prog = append(prog, matchAny(targets)...)
+	return prog
 }
 
 // targetWords returns the last 32 bits of every VIP of the family in owned, sorted and without
@@ -102,19 +122,22 @@ func targetWords(owned ownedSet, f Family) []uint32 {
 	return words
 }
 
-// matchAny ends a filter whose accumulator holds the value to match: pass the packet when it
-// is one of words, drop it otherwise. nil words (too many to list) passes every packet.
+// matchAny ends a filter whose accumulator holds the value to match: go on to its last
+// instruction, which passes the packet, when it is one of words; drop it otherwise. nil words
+// (too many to list) goes on for every packet.
 func matchAny(words []uint32) []bpf.Instruction {
 	if words == nil {
 		return []bpf.Instruction{bpf.RetConstant{Val: filterAccept}}
 	}
-	prog := make([]bpf.Instruction, 0, 2*len(words)+1)
-	for _, w := range words {
+	n := len(words)
+	prog := make([]bpf.Instruction, 0, 2*n+2)
+	for i, w := range words {
+		// Word i sits at 2i; a match jumps over the rest of the list and the drop.
 		prog = append(prog,
 			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: w, SkipTrue: 1},
-			bpf.RetConstant{Val: filterAccept})
+			bpf.Jump{Skip: uint32(2*(n-i-1) + 1)})
 	}
-	return append(prog, bpf.RetConstant{Val: 0})
+	return append(prog, bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: filterAccept})
 }
 
 const etherTypeIPv4 = 0x0800

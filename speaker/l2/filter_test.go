@@ -74,30 +74,45 @@ func TestARPFilter(t *testing.T) {
 	}
 	many := newOwnedSet(manyVIPs(maxFilterVIPs))
 	tooMany := newOwnedSet(append(manyVIPs(maxFilterVIPs), vip4))
+	from := func(mac net.HardwareAddr, target netip.Addr) []byte { return arpRequestFrom(t, mac, peer4, target) }
+	flooder := net.HardwareAddr{0x02, 0x66, 0x6c, 0x6f, 0x6f, 0x64}
+	blocked := [][6]byte{[6]byte(flooder)}
+	var fullBlock [][6]byte
+	for i := range maxBlocked {
+		fullBlock = append(fullBlock, [6]byte{0x02, 0x66, 0, 0, 0, byte(i)})
+	}
 	tests := []struct {
 		name    string
 		owned   ownedSet
+		blocked [][6]byte
 		payload []byte
 		pass    bool
 	}{
-		{"request for an owned VIP passes", owned, request, true},
-		{"request for another address is dropped", owned, arpPayload(t, arp.OperationRequest, netip.MustParseAddr("192.168.50.51")), false},
-		{"request for a VIP of another interface is dropped", owned, arpPayload(t, arp.OperationRequest, otherIf4), false},
-		{"reply is dropped", owned, arpPayload(t, arp.OperationReply, vip4), false},
-		{"protocol type other than IPv4 is dropped", owned, patched(2, 0x86, 0xdd), false},
-		{"hardware length other than 6 is dropped", owned, patched(4, 8), false},
-		{"protocol length other than 4 is dropped", owned, patched(5, 16), false},
-		{"truncated before the target is dropped", owned, request[:20], false},
-		{"nothing owned passes nothing", newOwnedSet(nil), request, false},
-		{"IPv6 VIPs only pass no ARP", newOwnedSet([]netip.Addr{vip6}), request, false},
-		{"the last of many VIPs passes", many, arpPayload(t, arp.OperationRequest, manyVIPs(maxFilterVIPs)[maxFilterVIPs-1]), true},
-		{"an address outside many VIPs is dropped", many, request, false},
-		{"too many VIPs to list: every request passes", tooMany, arpPayload(t, arp.OperationRequest, netip.MustParseAddr("192.168.50.51")), true},
-		{"too many VIPs to list: replies are still dropped", tooMany, arpPayload(t, arp.OperationReply, vip4), false},
+		{"request for an owned VIP passes", owned, nil, request, true},
+		{"request for another address is dropped", owned, nil, arpPayload(t, arp.OperationRequest, netip.MustParseAddr("192.168.50.51")), false},
+		{"request for a VIP of another interface is dropped", owned, nil, arpPayload(t, arp.OperationRequest, otherIf4), false},
+		{"reply is dropped", owned, nil, arpPayload(t, arp.OperationReply, vip4), false},
+		{"protocol type other than IPv4 is dropped", owned, nil, patched(2, 0x86, 0xdd), false},
+		{"hardware length other than 6 is dropped", owned, nil, patched(4, 8), false},
+		{"protocol length other than 4 is dropped", owned, nil, patched(5, 16), false},
+		{"truncated before the target is dropped", owned, nil, request[:20], false},
+		{"nothing owned passes nothing", newOwnedSet(nil), nil, request, false},
+		{"IPv6 VIPs only pass no ARP", newOwnedSet([]netip.Addr{vip6}), nil, request, false},
+		{"the last of many VIPs passes", many, nil, arpPayload(t, arp.OperationRequest, manyVIPs(maxFilterVIPs)[maxFilterVIPs-1]), true},
+		{"an address outside many VIPs is dropped", many, nil, request, false},
+		{"too many VIPs to list: every request passes", tooMany, nil, arpPayload(t, arp.OperationRequest, netip.MustParseAddr("192.168.50.51")), true},
+		{"too many VIPs to list: replies are still dropped", tooMany, nil, arpPayload(t, arp.OperationReply, vip4), false},
+		{"a blocked requester is dropped", owned, blocked, from(flooder, vip4), false},
+		{"others pass while a requester is blocked", owned, blocked, request, true},
+		{"a MAC differing from a blocked one in its last byte passes", owned, blocked, from(net.HardwareAddr{0x02, 0x66, 0x6c, 0x6f, 0x6f, 0x65}, vip4), true},
+		{"a blocked requester is dropped even for an address not owned", owned, blocked, from(flooder, otherIf4), false},
+		{"too many VIPs to list: a blocked requester is still dropped", tooMany, blocked, from(flooder, otherIf4), false},
+		{"the largest filter passes its last VIP", many, fullBlock, arpPayload(t, arp.OperationRequest, manyVIPs(maxFilterVIPs)[maxFilterVIPs-1]), true},
+		{"the largest filter drops its last blocked requester", many, fullBlock, from(net.HardwareAddr(fullBlock[maxBlocked-1][:]), manyVIPs(maxFilterVIPs)[0]), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := runFilter(t, arpFilter(targetWords(tt.owned, IPv4)), arpFrame(tt.payload)); got != tt.pass {
+			if got := runFilter(t, arpFilter(targetWords(tt.owned, IPv4), tt.blocked), arpFrame(tt.payload)); got != tt.pass {
 				t.Errorf("filter passes = %v, want %v", got, tt.pass)
 			}
 		})

@@ -68,7 +68,7 @@ func FuzzDecideARP(f *testing.F) {
 			}
 			return
 		}
-		if !runFilter(t, arpFilter(targetWords(owned, IPv4)), arpFrame(b)) {
+		if !runFilter(t, arpFilter(targetWords(owned, IPv4), nil), arpFrame(b)) {
 			t.Fatalf("answered %+v, which the socket's kernel filter drops", req)
 		}
 		switch {

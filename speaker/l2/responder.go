@@ -80,6 +80,20 @@ type running struct {
 	arpConn *packet.Conn // arp's socket, for its filter
 	ns      *packet.Conn // neighbour solicitations are read, and advertisements written, here
 	ndp     *ndp.Conn    // holds the solicited-node multicast memberships
+
+	// blocked are the ARP requesters whose requests the filter drops, until when; unblock
+	// lifts the next expired block. Both guarded by Responder.mu.
+	blocked map[[6]byte]time.Time
+	unblock *time.Timer
+}
+
+// blockedList returns the blocked requesters.
+func (run *running) blockedList() [][6]byte {
+	var l [][6]byte
+	for mac := range run.blocked {
+		l = append(l, mac)
+	}
+	return l
 }
 
 // sendNA writes an advertisement as an IPv6 packet straight onto the link, to dstMAC, from
@@ -193,8 +207,65 @@ func (r *Responder) syncFiltersLocked(s ownedSet) {
 			r.opts.logger.Error("set fallback socket filter", "socket", what, "err", err)
 		}
 	}
-	set(r.run.arpConn, "arp", arpFilter(targetWords(s, IPv4)), arpFilter(nil))
+	set(r.run.arpConn, "arp", arpFilter(targetWords(s, IPv4), r.run.blockedList()), arpFilter(nil, nil))
 	set(r.run.ns, "neighbour solicitation", solicitationFilter(targetWords(s, IPv6)), solicitationFilter(nil))
+}
+
+// blockFor is how long the ARP filter drops the requests of a requester that went over the
+// answer limit. Then it is counted again; one that keeps flooding is blocked again after its
+// next DefaultAnswersPerRequester answers.
+const blockFor = time.Second
+
+// block makes the kernel drop the ARP requests of mac for blockFor: the answer limit alone
+// still reads every request of a flood (tens of thousands a second for an owned VIP, which
+// the target filter passes), and those reads crowd out other hosts' requests. Up to
+// maxBlocked requesters are blocked at a time; past that the limit works in user space alone.
+func (r *Responder) block(run *running, mac net.HardwareAddr, now time.Time) {
+	if len(mac) != 6 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := [6]byte(mac)
+	if r.run != run || len(run.blocked) >= maxBlocked {
+		return
+	}
+	if _, ok := run.blocked[key]; ok {
+		return // requests read before the filter went in
+	}
+	if run.blocked == nil {
+		run.blocked = map[[6]byte]time.Time{}
+	}
+	run.blocked[key] = now.Add(blockFor)
+	r.opts.metrics.blocked(IPv4)
+	r.opts.logger.Warn("requester over the answer limit; dropping its ARP requests for a while", "mac", mac.String(), "for", blockFor)
+	r.syncFiltersLocked(*r.owned.Load())
+	if run.unblock == nil {
+		run.unblock = time.AfterFunc(blockFor, func() { r.unblockExpired(run) })
+	}
+}
+
+// unblockExpired lifts the blocks whose time is up and waits for the next.
+func (r *Responder) unblockExpired(run *running) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	run.unblock = nil
+	if r.run != run {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	for mac, until := range run.blocked {
+		if !now.Before(until) {
+			delete(run.blocked, mac)
+		} else if next.IsZero() || until.Before(next) {
+			next = until
+		}
+	}
+	r.syncFiltersLocked(*r.owned.Load())
+	if !next.IsZero() {
+		run.unblock = time.AfterFunc(next.Sub(now), func() { r.unblockExpired(run) })
+	}
 }
 
 func setFilter(c *packet.Conn, prog []bpf.Instruction) error {
@@ -298,6 +369,9 @@ func (r *Responder) Start(ctx context.Context) error {
 
 	r.mu.Lock()
 	r.run = nil
+	if run.unblock != nil {
+		run.unblock.Stop()
+	}
 	for ip, stop := range r.announcing {
 		stop()
 		delete(r.announcing, ip)
@@ -328,7 +402,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	// The filters go in before the sockets are bound, so no request slips past them.
 	owned := *r.owned.Load()
 	if v4 {
-		filter, err := bpf.Assemble(arpFilter(targetWords(owned, IPv4)))
+		filter, err := bpf.Assemble(arpFilter(targetWords(owned, IPv4), nil))
 		if err != nil {
 			return nil, fmt.Errorf("assemble ARP filter: %w", err)
 		}
@@ -442,8 +516,9 @@ func (r *Responder) serveARP(run *running) error {
 		if !ok {
 			continue
 		}
-		if !limit.allow(time.Now(), req.SenderHardwareAddr) {
+		if now := time.Now(); !limit.allow(now, req.SenderHardwareAddr) {
 			r.opts.metrics.limit(IPv4)
+			r.block(run, req.SenderHardwareAddr, now)
 			continue
 		}
 		if err := run.arp.WriteTo(reply, req.SenderHardwareAddr); err != nil {
