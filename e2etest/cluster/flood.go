@@ -213,9 +213,27 @@ const (
 // answers only (the flood's own requests leave by the same interface and would be copied here
 // too).
 func answerSocket(ifi *net.Interface, cfg FloodConfig) (*packet.Conn, error) {
+	prog, proto, err := answerFilter(cfg.Kind)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("assemble answer filter: %w", err)
+	}
+	c, err := packet.Listen(ifi, packet.Raw, proto, &packet.Config{Filter: filter})
+	if err != nil {
+		return nil, fmt.Errorf("open answer socket on %s: %w", ifi.Name, err)
+	}
+	return c, nil
+}
+
+// answerFilter returns the answer socket's filter and EtherType for a flood kind: ARP replies,
+// or ICMPv6 neighbour advertisements.
+func answerFilter(kind FloodKind) ([]bpf.Instruction, int, error) {
 	var prog []bpf.Instruction
 	proto := etherTypeARP
-	switch cfg.Kind {
+	switch kind {
 	case FloodARPUnowned, FloodARPSpoofed:
 		prog = []bpf.Instruction{
 			bpf.LoadAbsolute{Off: offARPOp, Size: 2},
@@ -234,17 +252,9 @@ func answerSocket(ifi *net.Interface, cfg FloodConfig) (*packet.Conn, error) {
 			bpf.RetConstant{Val: 0},
 		}
 	default:
-		return nil, fmt.Errorf("flood kind %d unknown", cfg.Kind)
+		return nil, 0, fmt.Errorf("flood kind %d unknown", kind)
 	}
-	filter, err := bpf.Assemble(prog)
-	if err != nil {
-		return nil, fmt.Errorf("assemble answer filter: %w", err)
-	}
-	c, err := packet.Listen(ifi, packet.Raw, proto, &packet.Config{Filter: filter})
-	if err != nil {
-		return nil, fmt.Errorf("open answer socket on %s: %w", ifi.Name, err)
-	}
-	return c, nil
+	return prog, proto, nil
 }
 
 const (
