@@ -1,18 +1,32 @@
 // Package rules turns Services into the nftables ruleset that forwards them:
 // the pure core of ironlb's proxy. It imports no client-go and does no I/O:
 // an adapter converts Services and EndpointSlices into []ServicePort, calls
-// Generate once per IP family, and runs the transaction with knftables.
+// a sync writer once per IP family, and runs the transaction with knftables.
 //
 // # Data flow
 //
-//	Services + EndpointSlices --adapter--> []ServicePort --Generate(ip)--> knftables.Transaction --Run--> kernel
-//	                                                     \-Generate(ip6)-> knftables.Transaction --Run--> kernel
+//	Services + EndpointSlices --adapter--> []ServicePort --Partial(prev State)--> knftables.Transaction --Run--> kernel
+//	                                                      \-Full / Recreate-----/           (ok: keep the new State)
 //
-// Generate is a full sync: it deletes and recreates the "ironlb" table in one
-// transaction, so the kernel switches atomically. Output is deterministic
-// (sorted) and per-Service chain names are hashes of family + Service port key
-// ("svc-" + 16 base32 characters of sha256), with the readable key in the
-// chain comment, so a future partial sync can diff by name.
+// Three writers, one transaction each, all atomic for the kernel:
+//
+//   - Partial compares the ports with the State of the last successful
+//     transaction (the record of what the kernel holds) and writes only the
+//     difference: chains of changed ports are added, flushed and refilled,
+//     or deleted; map and set elements are added or deleted one by one.
+//     An unchanged port costs one comparison. Chains are not kept in the
+//     State: they are regenerated from the recorded port when it changes.
+//   - Full rewrites the table in place (every chain flushed and refilled,
+//     every table-wide set and map refilled) and deletes what the kernel
+//     holds beyond that; affinity sets that are still wanted keep their
+//     clients. It runs at start, periodically, after a failed transaction
+//     and when the node's addresses or pod CIDRs change.
+//   - Recreate (and Generate) delete and re-add the table: the fallback when
+//     a full sync fails, and the reference the others are tested against.
+//
+// Output is deterministic (sorted) and per-Service chain names are hashes of
+// family + Service port key ("svc-" + 16 base32 characters of sha256), with
+// the readable key in the chain comment, so chains diff by name.
 //
 // # Layout
 //
@@ -60,5 +74,8 @@
 // packets through a tracer (tracer_test.go) that interprets the emitted rule
 // forms and states the outcome: "DNAT 10.244.1.2:8080,10.244.2.2:8080
 // MASQUERADE", "DROP", "REJECT", "ACCEPT". The IP plan is at the top of
-// fixture_test.go.
+// fixture_test.go. sync_test.go applies hundreds of random changes with
+// Partial and checks after each that the table equals a fresh sync, on the
+// fake and (kernel_sync_test.go) in the real kernel, which refuses
+// references to missing chains that the fake would let pass.
 package rules

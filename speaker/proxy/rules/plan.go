@@ -88,31 +88,6 @@ func (p *plan) externalVerdict() (dispatch, filter string) {
 	}
 }
 
-// makePlans validates ports and reduces them to plans, sorted by key. Ports
-// without a ClusterIP of this family (headless, or single-stack of the other
-// family) are left out.
-func makePlans(f family, cfg Config, ports []ServicePort) ([]plan, error) {
-	plans := make([]plan, 0, len(ports))
-	for i := range ports {
-		sp := &ports[i]
-		if err := validatePort(sp); err != nil {
-			return nil, fmt.Errorf("service port %s: %w", sp.Key(), err)
-		}
-		p := makePlan(f, cfg, sp)
-		if len(p.clusterIPs) == 0 {
-			continue
-		}
-		plans = append(plans, p)
-	}
-	slices.SortFunc(plans, func(a, b plan) int { return cmp.Compare(a.key, b.key) })
-	for i := 1; i < len(plans); i++ {
-		if plans[i].key == plans[i-1].key {
-			return nil, fmt.Errorf("service port %s listed twice", plans[i].key)
-		}
-	}
-	return plans, nil
-}
-
 func validatePort(sp *ServicePort) error {
 	switch {
 	case sp.Protocol < TCP || sp.Protocol > SCTP:
@@ -171,7 +146,9 @@ func (p *plan) endpoints(f family, addrs []netip.AddrPort, known []endpoint) []e
 		s := ap.String()
 		eps[i] = endpoint{addr: ap, chain: hashedName(prefixEndpoint, f.nft, p.key, s)}
 		if p.affinity > 0 {
-			eps[i].affinity = hashedName(prefixAffinity, f.nft, p.key, s)
+			// The timeout is part of the name: a set's timeout cannot be
+			// changed in place, so a new timeout is a new set.
+			eps[i].affinity = hashedName(prefixAffinity, f.nft, p.key, s, p.affinity.String())
 		}
 	}
 	return eps
