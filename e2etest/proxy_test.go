@@ -318,6 +318,8 @@ spec:
 			return c3 == 200 && n3 == 1 && c1 == 503, fmt.Sprintf("node3: %d with %d, node1: %d", c3, n3, c1)
 		})
 		curlUntil(t, l.Client, fmt.Sprintf("http://%s:%d/", l.Nodes[2].IPv4, svc.Spec.Ports[0].NodePort), "node3 serves",
-			func(r cluster.CurlResult) bool { return answered(r) && r.Answer.Pod == "n3-pod1" && fromClient(r.Answer) == nil })
+			func(r cluster.CurlResult) bool {
+				return answered(r) && r.Answer.Pod == "n3-pod1" && fromClient(r.Answer) == nil
+			})
 	})
 }
