@@ -96,12 +96,12 @@ func (g *generator) chain(name, human string) {
 // servicePort returns the chains, sets and map elements of one port.
 func (g *generator) servicePort(p *plan) portOut {
 	g.out = &portOut{}
-	g.endpointChains(p)
+	g.affinitySets(p)
 	if p.needsSvcChain() {
-		g.dispatchChain(p, p.svcChain, "cluster", p.cluster, !p.internalLocal)
+		g.endpointChain(p, p.svcChain, "cluster", p.cluster, !p.internalLocal)
 	}
 	if p.needsLocChain() {
-		g.dispatchChain(p, p.locChain, "local", p.local, p.internalLocal)
+		g.endpointChain(p, p.locChain, "local", p.local, p.internalLocal)
 	}
 	if p.needsExtChain() {
 		g.externalChain(p)
@@ -112,88 +112,71 @@ func (g *generator) servicePort(p *plan) portOut {
 	return out
 }
 
-// endpointChains writes one chain per endpoint used by either dispatch
-// chain: hairpin masquerade, affinity memory, DNAT.
-func (g *generator) endpointChains(p *plan) {
+// affinitySets adds one sessionAffinity set per endpoint: the clients
+// recently sent there.
+func (g *generator) affinitySets(p *plan) {
 	seen := make(map[netip.AddrPort]bool, len(p.cluster))
 	for _, eps := range [][]endpoint{p.cluster, p.local} {
 		for _, ep := range eps {
-			if seen[ep.addr] {
+			if ep.affinity == "" || seen[ep.addr] {
 				continue
 			}
 			seen[ep.addr] = true
-			addr := ep.addr.Addr().String()
-			if ep.affinity != "" {
-				timeout := p.affinity
-				g.out.sets = append(g.out.sets, &knftables.Set{Name: ep.affinity, Type: g.f.addrType,
-					Flags: []knftables.SetFlag{knftables.TimeoutFlag}, Timeout: &timeout,
-					Comment: comment(p.key + " affinity " + ep.addr.String())})
-			}
-			g.chain(ep.chain, p.key+" endpoint "+ep.addr.String())
-			// Hairpin: a pod reaching its own Service must be
-			// masqueraded, or it answers itself from its own address.
-			g.rule(ep.chain, g.f.ip, "saddr", addr, "jump", chainMarkForMasquerade)
-			if ep.affinity != "" {
-				g.rule(ep.chain, "update", "@"+ep.affinity, "{", g.f.ip, "saddr", "}")
-			}
-			g.rule(ep.chain, "meta l4proto", p.proto.String(), "dnat to", ep.addr.String())
+			timeout := p.affinity
+			g.out.sets = append(g.out.sets, &knftables.Set{Name: ep.affinity, Type: g.f.addrType,
+				Flags: []knftables.SetFlag{knftables.TimeoutFlag}, Timeout: &timeout,
+				Comment: comment(p.key + " affinity " + ep.addr.String())})
 		}
 	}
 }
 
-// dispatchChain writes a chain spreading evenly over eps. internal marks
-// the chain ClusterIP traffic lands in: it masquerades sources outside the
-// pod CIDRs (off-cluster clients, the node itself), matched on the ClusterIP
-// so external traffic passing through keeps its source.
-func (g *generator) dispatchChain(p *plan, name, policy string, eps []endpoint, internal bool) {
+// endpointChain writes a chain that DNATs evenly to eps: rule i picks
+// endpoint i with probability 1/(n-i) given the rules before it did not
+// match, so each endpoint gets 1/n. Only the first packet of a connection
+// reaches it (nat chains), so n rules cost little, and unlike an inline
+// numgen verdict map there is no set per Service: the kernel and nft walk
+// every set and chain of the table on each transaction, see doc.go.
+//
+// internal marks the chain ClusterIP traffic lands in: it masquerades
+// sources outside the pod CIDRs (off-cluster clients, the node itself),
+// matched on the ClusterIP so external traffic passing through keeps its
+// source.
+func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint, internal bool) {
 	g.chain(name, p.key+" "+policy+" endpoints")
 	if internal && g.podCIDRs {
 		for _, cip := range p.clusterIPs {
 			g.rule(name, g.f.ip, "daddr", cip.String(), g.f.ip, "saddr != @"+setPodCIDRs, "jump", chainMarkForMasquerade)
 		}
 	}
+	proto := "meta l4proto " + p.proto.String()
+	dnat := func(ep endpoint) string {
+		if ep.affinity == "" {
+			return "dnat to " + ep.addr.String()
+		}
+		return "update @" + ep.affinity + " { " + g.f.ip + " saddr } dnat to " + ep.addr.String()
+	}
+	// Clients pinned by sessionAffinity go back to their endpoint first.
 	for _, ep := range eps {
 		if ep.affinity != "" {
-			g.rule(name, g.f.ip, "saddr @"+ep.affinity, "goto", ep.chain)
+			g.rule(name, proto, g.f.ip, "saddr @"+ep.affinity, dnat(ep))
 		}
 	}
-	if len(eps) == 1 {
-		g.rule(name, "goto", eps[0].chain)
-		return
-	}
-	// One inline anonymous vmap: no named map per Service, see doc.go.
-	var b strings.Builder
-	b.WriteString("numgen random mod ")
-	b.WriteString(strconv.Itoa(len(eps)))
-	b.WriteString(" vmap {")
 	for i, ep := range eps {
-		if i > 0 {
-			b.WriteString(" ,")
+		if left := len(eps) - i; left > 1 {
+			g.rule(name, proto, "numgen random mod", strconv.Itoa(left), "== 0", dnat(ep))
+			continue
 		}
-		b.WriteString(" ")
-		b.WriteString(strconv.Itoa(i))
-		b.WriteString(" : goto ")
-		b.WriteString(ep.chain)
+		g.rule(name, proto, dnat(ep))
 	}
-	b.WriteString(" }")
-	g.rule(name, b.String())
 }
 
-// externalChain writes the entry chain for LoadBalancer IPs, externalIPs
-// and the NodePort.
+// externalChain writes the eTP Local entry chain for LoadBalancer IPs,
+// externalIPs and the NodePort: in-cluster sources may use any endpoint
+// (short-circuit); the node itself is masqueraded as for a ClusterIP.
+// Others keep their source address and only reach local endpoints.
 func (g *generator) externalChain(p *plan) {
 	name := p.extChain
 	g.chain(name, p.key+" external")
-	if !p.externalLocal {
-		// eTP Cluster: the endpoint may be on another node, so the reply
-		// must come back through us.
-		g.rule(name, "jump", chainMarkForMasquerade)
-		g.rule(name, "goto", p.svcChain)
-		return
-	}
-	// eTP Local: in-cluster sources may use any endpoint (short-circuit);
-	// the node itself is masqueraded as for a ClusterIP. Others keep their
-	// source address and only reach local endpoints.
 	if g.podCIDRs {
 		g.rule(name, g.f.ip, "saddr @"+setPodCIDRs, "goto", p.svcChain)
 	}
@@ -235,17 +218,34 @@ func (g *generator) elements(p *plan) {
 		addr(a, dispatch, filter)
 	}
 	dispatch, filter = p.externalVerdict()
+	masq := dispatch != "" && !p.externalLocal
 	for _, a := range p.external {
+		if masq && !seen[a] {
+			key := []string{a.String(), proto, port}
+			add(setExternalMasq, false, "ip "+strings.Join(key, " "), key, "")
+		}
 		addr(a, dispatch, filter)
 	}
 	if p.nodePort != 0 {
 		key := []string{proto, strconv.Itoa(int(p.nodePort))}
 		claim := "nodeport " + strings.Join(key, " ")
+		if masq {
+			add(setNodePortMasq, false, claim, key, "")
+		}
 		if dispatch != "" {
 			add(mapServiceNodePorts, true, claim, key, dispatch)
 		}
 		if filter != "" {
 			add(mapNoEndpointNodePorts, true, claim, key, filter)
+		}
+	}
+	hairpin := make(map[netip.Addr]bool, len(p.cluster))
+	for _, eps := range [][]endpoint{p.cluster, p.local} {
+		for _, ep := range eps {
+			if a := ep.addr.Addr(); !hairpin[a] {
+				hairpin[a] = true
+				add(setHairpin, false, "hairpin "+a.String(), []string{a.String(), a.String()}, "")
+			}
 		}
 	}
 	for _, a := range p.firewalled {

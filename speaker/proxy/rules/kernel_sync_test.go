@@ -17,7 +17,7 @@ import (
 
 // kernelNS creates a network namespace for the real nft and returns a Host
 // whose Do runs code (and the nft processes it starts) inside it.
-func kernelNS(t *testing.T, name string) *lab.Host {
+func kernelNS(t testing.TB, name string) *lab.Host {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace")

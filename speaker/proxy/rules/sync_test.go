@@ -264,7 +264,7 @@ func TestPartialSendsOnlyTheChange(t *testing.T) {
 			p[7].Endpoints = slices.Clone(p[7].Endpoints)
 			p[7].Endpoints[3].Addr = ip("10.244.200.7")
 			return p
-		}, 12, []string{"dnat to 10.244.200.7:8080", "delete chain"}},
+		}, 14, []string{"flush chain ip ironlb svc-", "dnat to 10.244.200.7:8080", "add element ip ironlb hairpin { 10.244.200.7 . 10.244.200.7 }"}},
 		{"one Service removed", func(p []ServicePort) []ServicePort { return slices.Delete(slices.Clone(p), 9, 10) }, 60,
 			[]string{"delete element ip ironlb service-ips { 10.96.0.9 . tcp . 80 }"}},
 		{"one Service added", func(p []ServicePort) []ServicePort {
