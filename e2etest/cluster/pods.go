@@ -65,9 +65,6 @@ func (c *Cluster) ServePods(port int, page string) (*PodServer, error) {
 			srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
 				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Content-Type", "text/plain")
-					// Each answer ends its connection: every request is a new flow the
-					// proxy dispatches.
-					w.Header().Set("Connection", "close")
 					fmt.Fprintf(w, "%s\npod %s\nclient %s\n", page, name, r.RemoteAddr)
 				})}
 			ps.servers = append(ps.servers, srv)
