@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "ironlb", Subsystem: "proxy", Name: "sync_duration_seconds",
-			Help:    "Time to generate and apply one family's nftables transaction, by mode (partial, full, recreate).",
+			Help:    "Time to generate and apply one family's nftables transaction, by mode (partial, full).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"mode"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{

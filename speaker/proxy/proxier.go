@@ -93,9 +93,6 @@ type family struct {
 	// state records what the kernel holds after the last successful transaction; nil makes
 	// the next sync a full one.
 	state *rules.State
-	// fullFailed: the last full sync failed, so the next one recreates the table instead
-	// of rewriting it in place (an incompatible leftover table, say).
-	fullFailed bool
 	// udp are the UDP targets whose stale conntrack entries were last removed.
 	udp      conntrack.Targets
 	udpClean bool

@@ -20,9 +20,8 @@ import (
 
 // Sync modes, the metrics' label values.
 const (
-	modePartial  = "partial"
-	modeFull     = "full"
-	modeRecreate = "recreate"
+	modePartial = "partial"
+	modeFull    = "full"
 )
 
 // sync brings both families' tables in step with the cache, then cleans conntrack and updates
@@ -70,17 +69,10 @@ func (p *Proxier) syncFamily(ctx context.Context, f *family, cfg rules.Config, p
 	var st *rules.State
 	var err error
 	mode := modePartial
-	switch {
-	case f.fullFailed:
-		mode = modeRecreate
-		st, err = rules.Recreate(tx, cfg, ports)
-	case forceFull || !f.state.CanUpdate(cfg):
+	if forceFull || !f.state.CanUpdate(cfg) {
 		mode = modeFull
-		var existing rules.Existing
-		if existing, err = listExisting(ctx, f.nft); err == nil {
-			st, err = rules.Full(tx, cfg, ports, existing)
-		}
-	default:
+		st, err = rules.Recreate(tx, cfg, ports)
+	} else {
 		st, err = rules.Partial(tx, f.state, cfg, ports)
 	}
 	if err == nil && tx.NumOperations() > 0 { // nothing changed: no nft run
@@ -93,38 +85,17 @@ func (p *Proxier) syncFamily(ctx context.Context, f *family, cfg rules.Config, p
 	p.Metrics.observe(mode, time.Since(start), err)
 	if err != nil {
 		// The kernel holds what it held before (transactions are atomic), but Partial
-		// updated the record: start over with a full sync, or a fresh table if a full
-		// one failed already.
+		// updated the record: start over with a full sync.
 		f.state = nil
-		f.fullFailed = mode != modePartial
 		return mode, err
 	}
-	f.state, f.fullFailed = st, false
+	f.state = st
 	p.Metrics.setPorts(string(f.family), st.Ports())
 	if mode != modePartial {
-		p.Log.V(1).Info("Full proxy sync", "family", f.family, "mode", mode, "servicePorts", st.Ports(),
+		p.Log.V(1).Info("Full proxy sync", "family", f.family, "servicePorts", st.Ports(),
 			"operations", tx.NumOperations(), "duration", time.Since(start))
 	}
 	return mode, nil
-}
-
-// listExisting names what the family's table holds; nothing if it does not exist yet.
-func listExisting(ctx context.Context, nft knftables.Interface) (rules.Existing, error) {
-	var e rules.Existing
-	for _, l := range []struct {
-		kind string
-		out  *[]string
-	}{{"chains", &e.Chains}, {"sets", &e.Sets}, {"maps", &e.Maps}} {
-		names, err := nft.List(ctx, l.kind)
-		if knftables.IsNotFound(err) {
-			return rules.Existing{}, nil
-		}
-		if err != nil {
-			return e, fmt.Errorf("list the table's %s: %w", l.kind, err)
-		}
-		*l.out = names
-	}
-	return e, nil
 }
 
 // cleanConntrack deletes the family's stale UDP entries when the UDP Services' endpoints

@@ -6,9 +6,9 @@
 // # Data flow
 //
 //	Services + EndpointSlices --adapter--> []ServicePort --Partial(prev State)--> knftables.Transaction --Run--> kernel
-//	                                                      \-Full / Recreate-----/           (ok: keep the new State)
+//	                                                      \-Recreate------------/           (ok: keep the new State)
 //
-// Three writers, one transaction each, all atomic for the kernel:
+// Two writers, one transaction each, both atomic for the kernel:
 //
 //   - Partial compares the ports with the State of the last successful
 //     transaction (the record of what the kernel holds) and writes only the
@@ -16,13 +16,10 @@
 //     or deleted; map and set elements are added or deleted one by one.
 //     An unchanged port costs one comparison. Chains are not kept in the
 //     State: they are regenerated from the recorded port when it changes.
-//   - Full rewrites the table in place (every chain flushed and refilled,
-//     every table-wide set and map refilled) and deletes what the kernel
-//     holds beyond that; affinity sets that are still wanted keep their
-//     clients. It runs at start, periodically, after a failed transaction
-//     and when the node's addresses or pod CIDRs change.
-//   - Recreate (and Generate) delete and re-add the table: the fallback when
-//     a full sync fails, and the reference the others are tested against.
+//   - Recreate (and Generate) delete and re-add the table with everything in
+//     it: the full sync at start, periodically, after a failed transaction
+//     and when the node's addresses or pod CIDRs change, and the reference
+//     partial syncs are tested against.
 //
 // Output is deterministic (sorted) and per-Service chain names are hashes of
 // family + Service port key ("svc-" + 16 base32 characters of sha256), with
@@ -88,4 +85,5 @@
 // Partial and checks after each that the table equals a fresh sync, on the
 // fake and (kernel_sync_test.go) in the real kernel, which refuses
 // references to missing chains that the fake would let pass.
+// kernel_bench_test.go times both writers with the real nft.
 package rules

@@ -12,8 +12,8 @@ import (
 // Generate writes into tx a sync that recreates the "ironlb" table for
 // cfg.Family from nothing: the table is deleted and added again in the same
 // transaction (atomic for the kernel), then filled deterministically from
-// ports. It is the last resort when an in-place sync failed (see Sync) and
-// the reference the other syncs are tested against. tx must come from a
+// ports. It is Recreate without the State, and the reference partial syncs
+// are tested against. tx must come from a
 // knftables.Interface created for cfg.Family and TableName; knftables only
 // lets an Interface create transactions, which is why the writers fill one
 // instead of returning it. Nothing is sent to the kernel here.
@@ -24,7 +24,7 @@ import (
 // conflict the API server should have prevented; the first in key order
 // wins.
 func Generate(tx *knftables.Transaction, cfg Config, ports []ServicePort) error {
-	_, err := full(tx, cfg, ports, syncFresh, Existing{})
+	_, err := full(tx, cfg, ports)
 	return err
 }
 

@@ -71,17 +71,17 @@ func benchKernelPartial(b *testing.B, n int) {
 	}
 }
 
-// BenchmarkKernelFull10k times full syncs of 10k Services x 10 endpoints: "first" into an
-// empty namespace (a speaker's first start on a node), "in-place" over the loaded table (the
-// periodic resync, a restart, a resync after a failure): listing what exists, generation and
-// the nft run.
+// BenchmarkKernelFull10k times full syncs (rules.Recreate) of 10k Services x 10 endpoints:
+// "first" into an empty namespace (a speaker's first start on a node), "recreate" over the
+// loaded table (the periodic resync, a restart, a resync after a failure). Each includes
+// generation and the nft run.
 func BenchmarkKernelFull10k(b *testing.B) {
 	ports := benchPorts(10_000, 10)
 	cfg := testConfig(knftables.IPv4Family)
 	cfg.Node = "node-0"
-	for _, inPlace := range []bool{false, true} {
-		name := map[bool]string{false: "first", true: "in-place"}[inPlace]
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"first", "recreate"} {
+		inPlace := mode != "first"
+		b.Run(mode, func(b *testing.B) {
 			h := kernelNS(b, "ilbt-nft-bench")
 			err := h.Do(func() error {
 				ctx := context.Background()
@@ -99,16 +99,8 @@ func BenchmarkKernelFull10k(b *testing.B) {
 					if err != nil {
 						return err
 					}
-					var ex Existing
-					for kind, out := range map[string]*[]string{"chains": &ex.Chains, "sets": &ex.Sets, "maps": &ex.Maps} {
-						names, err := nft.List(ctx, kind)
-						if err != nil && !knftables.IsNotFound(err) {
-							return err
-						}
-						*out = names
-					}
 					tx := nft.NewTransaction()
-					if _, err := Full(tx, cfg, ports, ex); err != nil {
+					if _, err := Recreate(tx, cfg, ports); err != nil {
 						return err
 					}
 					if err := nft.Run(ctx, tx); err != nil {

@@ -50,42 +50,19 @@ func (s *State) CanUpdate(cfg Config) bool {
 	return err == nil && s != nil && configEqual(s.cfg, n)
 }
 
-// Existing names what the kernel's table holds before a full sync (as
-// knftables' List reports it). Whatever the sync does not want is deleted,
-// so Services removed while no speaker ran leave nothing behind.
-type Existing struct {
-	Chains, Sets, Maps []string
-}
-
-// syncMode is how a full sync writes the table.
-type syncMode int
-
-const (
-	// syncFresh deletes and re-adds the table: nothing of the old one stays,
-	// sessionAffinity memory included.
-	syncFresh syncMode = iota
-	// syncFull rewrites every chain, set and map in place and deletes the
-	// leftovers: affinity memory of Services that stay survives.
-	syncFull
-)
-
-// Recreate writes into tx a sync that deletes and re-adds the table (see
-// Generate) and returns the State the kernel holds once tx ran. It is the
-// fallback when Full failed: whatever is in the kernel, it starts over.
+// Recreate writes into tx a full sync: the table is deleted and added again
+// in the same transaction (atomic for the kernel) and filled from ports; it
+// returns the State the kernel holds once tx ran. Nothing of the old table
+// stays: leftovers of a crashed speaker go, and so does sessionAffinity
+// memory. (Flushing and refilling every chain in place would keep that
+// memory, but at 10k Services nft takes ten times longer for it, and
+// listing the leftovers longer still; docs/performance.md.) The ports are
+// kept by the returned State: do not modify them afterwards.
 func Recreate(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
-	return full(tx, cfg, ports, syncFresh, Existing{})
+	return full(tx, cfg, ports)
 }
 
-// Full writes into tx a full sync in place: every chain of the wanted
-// ruleset is flushed and rewritten, every set and map refilled, and what
-// existing lists beyond that is deleted. The kernel switches atomically;
-// affinity memory of Services that stay is kept. The ports are kept by the
-// returned State: do not modify them afterwards.
-func Full(tx *knftables.Transaction, cfg Config, ports []ServicePort, existing Existing) (*State, error) {
-	return full(tx, cfg, ports, syncFull, existing)
-}
-
-func full(tx *knftables.Transaction, cfg Config, ports []ServicePort, mode syncMode, existing Existing) (*State, error) {
+func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
 	f, err := validate(cfg, ports)
 	if err != nil {
 		return nil, err
@@ -115,7 +92,7 @@ func full(tx *knftables.Transaction, cfg Config, ports []ServicePort, mode syncM
 			}
 		}
 	}
-	writeAll(tx, f, mode, outs, elems, existing)
+	writeAll(tx, f, outs, elems)
 	return st, nil
 }
 

@@ -181,62 +181,6 @@ func countFamily(fam knftables.Family, ports []ServicePort) int {
 	return n
 }
 
-// TestFullInPlace: a full sync over whatever the table holds (another
-// Service set, leftovers of a crashed speaker) ends exactly as a fresh one,
-// and keeps the affinity sets that are still wanted.
-func TestFullInPlace(t *testing.T) {
-	cfg := testConfig(knftables.IPv4Family)
-	for seed := range uint64(20) {
-		before, after := newRandomPorts(seed, 10), newRandomPorts(seed+100, 10)
-		fake := load(t, cfg, before.list())
-		existing := existingOf(t, fake)
-		runTx(t, fake, func(tx *knftables.Transaction) (*State, error) { return Full(tx, cfg, after.list(), existing) })
-		want := normDump(load(t, cfg, after.list()).Dump())
-		if got := normDump(fake.Dump()); got != want {
-			t.Fatalf("seed %d: full sync over another table differs from a fresh one:\n%s", seed, lineDiff(want, got))
-		}
-	}
-
-	t.Run("affinity memory survives", func(t *testing.T) {
-		sticky := clusterPorts()[5]
-		fake := load(t, cfg, []ServicePort{sticky})
-		var aff string
-		for name := range fake.Table.Sets {
-			if strings.HasPrefix(name, prefixAffinity) {
-				aff = name
-			}
-		}
-		tx := fake.NewTransaction()
-		tx.Add(&knftables.Element{Set: aff, Key: []string{outside.String()}})
-		if err := fake.Run(context.Background(), tx); err != nil {
-			t.Fatal(err)
-		}
-		runTx(t, fake, func(tx *knftables.Transaction) (*State, error) {
-			return Full(tx, cfg, []ServicePort{sticky}, existingOf(t, fake))
-		})
-		if fake.Table.Sets[aff].FindElement(outside.String()) == nil {
-			t.Errorf("full sync forgot the client pinned in %s", aff)
-		}
-	})
-}
-
-func existingOf(t *testing.T, fake *knftables.Fake) Existing {
-	t.Helper()
-	var e Existing
-	var err error
-	ctx := context.Background()
-	if e.Chains, err = fake.List(ctx, "chains"); err != nil {
-		t.Fatal(err)
-	}
-	if e.Sets, err = fake.List(ctx, "sets"); err != nil {
-		t.Fatal(err)
-	}
-	if e.Maps, err = fake.List(ctx, "maps"); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 // TestPartialSendsOnlyTheChange: among 1,000 Services, moving one endpoint
 // rewrites that Service's chains and nothing else.
 func TestPartialSendsOnlyTheChange(t *testing.T) {

@@ -7,65 +7,36 @@ import (
 	"sigs.k8s.io/knftables"
 )
 
-// writeAll writes a full sync: the skeleton, every port's chains and sets,
-// and every element. In syncFull mode existing objects are flushed before
-// they are refilled and leftovers are deleted at the end, once nothing
-// refers to them any more.
-func writeAll(tx *knftables.Transaction, f family, mode syncMode, outs []portOut, elems []elemOut, existing Existing) {
+// writeAll writes a full sync: the table deleted and added again, the
+// skeleton, every port's chains and sets, and every element.
+func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemOut) {
 	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
 	tx.Add(table)
-	if mode == syncFresh {
-		tx.Delete(&knftables.Table{})
-		tx.Add(table)
-	}
-	flush := mode == syncFull
-	wanted := map[string]bool{}
+	tx.Delete(&knftables.Table{})
+	tx.Add(table)
 	fixed := fixedChains(f)
 	for _, c := range fixed {
 		ch := &knftables.Chain{Name: c.name}
 		if c.hook != "" {
 			ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
 		}
-		addChain(tx, ch, flush)
-		wanted[c.name] = true
+		tx.Add(ch)
 	}
 	sets, maps := fixedSetsAndMaps(f)
 	for _, s := range sets {
 		tx.Add(s)
-		if flush {
-			tx.Flush(s)
-		}
-		wanted[s.Name] = true
 	}
 	for _, m := range maps {
 		tx.Add(m)
-		if flush {
-			tx.Flush(m)
-		}
-		wanted[m.Name] = true
 	}
 	for i := range outs {
 		for _, c := range outs[i].chains {
-			addChain(tx, &knftables.Chain{Name: c.name, Comment: comment(c.comment)}, flush)
-			wanted[c.name] = true
+			tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
 		}
 		for _, s := range outs[i].sets {
-			// Never flushed: the set is the clients' affinity memory, and
-			// its name covers its timeout, so an existing one is right.
 			tx.Add(s)
-			wanted[s.Name] = true
 		}
 	}
-	// Leftovers are emptied before anything is deleted: they may refer to
-	// each other.
-	var leftChains []string
-	for _, name := range existing.Chains {
-		if !wanted[name] {
-			tx.Flush(&knftables.Chain{Name: name})
-			leftChains = append(leftChains, name)
-		}
-	}
-
 	for _, c := range fixed {
 		for _, r := range c.rules {
 			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
@@ -78,27 +49,6 @@ func writeAll(tx *knftables.Transaction, f family, mode syncMode, outs []portOut
 	}
 	for i := range elems {
 		tx.Add(elems[i].object())
-	}
-
-	for _, name := range existing.Maps {
-		if !wanted[name] {
-			tx.Delete(&knftables.Map{Name: name})
-		}
-	}
-	for _, name := range leftChains {
-		tx.Delete(&knftables.Chain{Name: name})
-	}
-	for _, name := range existing.Sets {
-		if !wanted[name] {
-			tx.Delete(&knftables.Set{Name: name})
-		}
-	}
-}
-
-func addChain(tx *knftables.Transaction, ch *knftables.Chain, flush bool) {
-	tx.Add(ch)
-	if flush {
-		tx.Flush(ch)
 	}
 }
 
