@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -38,6 +39,7 @@ func main() {
 	flag.DurationVar(&cfg.AnnounceRefresh, "announce-refresh", 0, "re-announce owned VIPs this often for switches whose tables age out; 0 disables")
 	flag.StringVar(&cfg.Proxy, "proxy", "", "node-local Service proxy: nftables, or empty to leave forwarding to kube-proxy")
 	cidrs := flag.String("cluster-cidr", "", "comma-separated pod networks (with --proxy): sources inside are in-cluster")
+	flag.DurationVar(&cfg.ProxyFullSyncPeriod, "proxy-full-sync-period", time.Hour, "with --proxy: how often the whole nftables table is rewritten even without a failure")
 	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

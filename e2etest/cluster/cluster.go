@@ -43,6 +43,11 @@ type Config struct {
 	SpeakerBin string
 	// Output receives the speakers' logs. Default: discarded.
 	Output io.Writer
+	// PodsPerNode is the number of pod namespaces behind each node (see lab.Config); 0 means
+	// none.
+	PodsPerNode int
+	// SpeakerArgs are extra flags for every speaker, such as --proxy=nftables.
+	SpeakerArgs []string
 }
 
 // Cluster is a running lab with speakers.
@@ -75,7 +80,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "metallb-system"
 	}
-	l, err := lab.Start(ctx, lab.Config{Prefix: cfg.Prefix, Nodes: cfg.Nodes, PodsPerNode: -1, Output: cfg.Output})
+	pods := cfg.PodsPerNode
+	if pods == 0 {
+		pods = -1 // lab's "none"
+	}
+	l, err := lab.Start(ctx, lab.Config{Prefix: cfg.Prefix, Nodes: cfg.Nodes, PodsPerNode: pods, Output: cfg.Output})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +169,7 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 			peers = append(peers, o.IPv4.String())
 		}
 	}
-	cmd, err := n.Start(context.Background(), c.cfg.SpeakerBin,
+	args := []string{c.cfg.SpeakerBin,
 		"--kubeconfig", c.cfg.Kubeconfig,
 		"--node-name", NodeName(n),
 		"--namespace", c.cfg.Namespace,
@@ -170,7 +179,8 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "0",
 		"--zap-log-level", "info",
-	)
+	}
+	cmd, err := n.Start(context.Background(), append(args, c.cfg.SpeakerArgs...)...)
 	if err != nil {
 		return fmt.Errorf("start speaker on %s: %w", n.Name, err)
 	}

@@ -23,7 +23,7 @@ var (
 	nodeMAC   = net.HardwareAddr{0x02, 0x00, 0xc0, 0xa8, 0x32, 0x0b}
 	clientIP  = netip.MustParseAddr("192.168.50.2")
 	vip       = netip.MustParseAddr("192.168.50.50")
-	client    = &lab.Host{Name: "t-client", IPv4: clientIP, IPv6: netip.MustParseAddr("fd00:50::2"), MAC: clientMAC, Iface: "eth0"}
+	floodHost = &lab.Host{Name: "t-client", IPv4: clientIP, IPv6: netip.MustParseAddr("fd00:50::2"), MAC: clientMAC, Iface: "eth0"}
 )
 
 func passes(t *testing.T, prog []bpf.Instruction, frame []byte) bool {
@@ -83,7 +83,7 @@ func TestWatchFilter(t *testing.T) {
 func TestFloodFrames(t *testing.T) {
 	for _, kind := range []FloodKind{FloodARPUnowned, FloodARPSpoofed, FloodNDPUnowned} {
 		t.Run(kind.String(), func(t *testing.T) {
-			frames, err := floodFrames(client, clientMAC, FloodConfig{Kind: kind, Target: vip})
+			frames, err := floodFrames(floodHost, clientMAC, FloodConfig{Kind: kind, Target: vip})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,8 +125,8 @@ func TestFloodFrames(t *testing.T) {
 					if !ok || unownedIndex(ns.TargetAddress) != i {
 						t.Fatalf("frame %d: %+v, want a solicitation for unowned address %d", i, m, i)
 					}
-					if g, _ := ndp.SolicitedNodeMulticast(ns.TargetAddress); dst != g || src != client.IPv6 {
-						t.Fatalf("frame %d goes %s -> %s, want %s -> %s", i, src, dst, client.IPv6, g)
+					if g, _ := ndp.SolicitedNodeMulticast(ns.TargetAddress); dst != g || src != floodHost.IPv6 {
+						t.Fatalf("frame %d goes %s -> %s, want %s -> %s", i, src, dst, floodHost.IPv6, g)
 					}
 				}
 			}
