@@ -393,8 +393,8 @@ speaker:
 	},
 	{
 		// The reserved switches are accepted and change nothing yet.
-		name: "bgp and proxy on, l2 off", apply: true,
-		values: "bgp: {enabled: true}\nproxy: {enabled: true}\nl2: {enabled: false}\n",
+		name: "bgp on, l2 off", apply: true,
+		values: "bgp: {enabled: true}\nl2: {enabled: false}\n",
 		want:   concat(baseObjects, speakerObjects),
 		check: func(t *testing.T, m manifests) {
 			def := mustRender(t, "")
@@ -402,6 +402,31 @@ speaker:
 				if !reflect.DeepEqual(m.objs[key], def.objs[key]) {
 					t.Errorf("%s differs from the default rendering; the reserved switches must not change it yet", key)
 				}
+			}
+		},
+	},
+	{
+		name: "proxy on", apply: true,
+		values: "proxy: {enabled: true, clusterCIDR: \"10.244.0.0/16,fd00:10:244::/56\", fullSyncPeriod: 30m}\n",
+		want:   concat(baseObjects, speakerObjects),
+		check: func(t *testing.T, m manifests) {
+			var ds appsv1.DaemonSet
+			m.get(t, "DaemonSet/"+speakerName, &ds)
+			args := ds.Spec.Template.Spec.Containers[0].Args
+			for _, want := range []string{"--proxy=nftables", "--cluster-cidr=10.244.0.0/16,fd00:10:244::/56", "--proxy-full-sync-period=30m"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("speaker args %v lack %s", args, want)
+				}
+			}
+			// Only the flags differ from the default rendering.
+			def := mustRender(t, "")
+			var defDS appsv1.DaemonSet
+			def.get(t, "DaemonSet/"+speakerName, &defDS)
+			ds.Spec.Template.Spec.Containers[0].Args = slices.DeleteFunc(args, func(a string) bool {
+				return strings.HasPrefix(a, "--proxy") || strings.HasPrefix(a, "--cluster-cidr")
+			})
+			if !reflect.DeepEqual(ds.Spec, defDS.Spec) {
+				t.Error("proxy.enabled changed more of the speaker DaemonSet than its flags")
 			}
 		},
 	},
@@ -522,6 +547,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"unknown pull policy", "speaker: {image: {repository: r, pullPolicy: Sometimes}}\n", "/speaker/image/pullPolicy"},
 		{"nodeSelector value not a string", "speaker: {nodeSelector: {a: 1}}\n", "/speaker/nodeSelector/a"},
 		{"extra arg without dashes", "controller: {extraArgs: [lb-class=x]}\n", "/controller/extraArgs/0"},
+		{"proxy without the pod networks", "proxy: {enabled: true}\n", "clusterCIDR"},
+		{"proxy with a pod network that is no CIDR", "proxy: {enabled: true, clusterCIDR: pods}\n", "/proxy/clusterCIDR"},
+		{"proxy full sync period not a duration", "proxy: {enabled: true, clusterCIDR: 10.244.0.0/16, fullSyncPeriod: hourly}\n", "/proxy/fullSyncPeriod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)

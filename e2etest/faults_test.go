@@ -40,6 +40,98 @@ func apiOutage() time.Duration {
 	return time.Minute
 }
 
+// floodRate is the requests per second of the flood subtests: IRONLB_FLOOD_RATE, default
+// 50,000 as the reliability issue names.
+func floodRate() int {
+	n := 50_000
+	if v := os.Getenv("IRONLB_FLOOD_RATE"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			n = 50_000
+		}
+	}
+	return n
+}
+
+// floodDuration is how long each flood lasts: IRONLB_FLOOD_DURATION, default 3s (the figures
+// in docs/performance.md use 30s).
+func floodDuration() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("IRONLB_FLOOD_DURATION")); err == nil && d > 0 {
+		return d
+	}
+	return 3 * time.Second
+}
+
+// floodOnce sends one flood while the watch asks for the VIP, logs what happened and checks
+// it: no answer for an address nobody owns, answers to the spoofed requests from the VIP's
+// owner only, and the watch's requests answered by the owner alone, at most one in ten lost.
+// It returns true, having checked only the first, when another node announced the VIP during
+// the flood: the election moved it.
+func floodOnce(t *testing.T, l *l2Lab, w *cluster.ARPWatch, ip string, f cluster.FloodConfig) (moved bool) {
+	t.Helper()
+	home := l.soleAnswerer(t, ip, 30*time.Second)
+	homeMAC := strings.ToLower(l.Node(home).MAC.String())
+	rx0, use0 := floodCounters(t, l)
+	start := time.Now()
+	res, err := cluster.Flood(l.Client, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now()
+	rx1, use1 := floodCounters(t, l)
+	st := readHeal(w, start, end, homeMAC)
+	// Answers arriving up to 200 ms after the flood still count: a late answer on a loaded
+	// machine is not a lost one. Lost is what no answer ever matched.
+	asked, answers := w.Counts(start, end, 200*time.Millisecond)
+	lost := max(0, asked-answers[homeMAC])
+	secs := res.Elapsed.Seconds()
+	var report []string
+	for _, n := range l.Nodes {
+		name := cluster.NodeName(n)
+		report = append(report, fmt.Sprintf("%s received %.0f/s, speaker CPU %.0f%%, RSS %d MiB (peak %d MiB)", name,
+			float64(rx1[name]-rx0[name])/secs, 100*(use1[name].CPU-use0[name].CPU).Seconds()/secs,
+			use1[name].RSS>>20, use1[name].PeakRSS>>20))
+	}
+	t.Logf("%s: sent %.0f/s for %v (asked %d/s); answers %v; %s; meanwhile the VIP: %s; %d of %d requests lost",
+		f.Kind, float64(res.Sent)/secs, res.Elapsed.Round(time.Millisecond), f.Rate, res.Answers, strings.Join(report, "; "), st, lost, asked)
+	if f.Kind != cluster.FloodARPSpoofed {
+		if n := res.Answered(); n != 0 {
+			t.Errorf("%d requests for addresses nobody owns were answered: %v", n, res.Answers)
+		}
+	}
+	if at, mac, ok := w.First(start, true, "", homeMAC); ok && at.Before(end.Add(200*time.Millisecond)) {
+		t.Logf("%s announced %s %v into the flood", l.NodeByMAC(mac), ip, at.Sub(start).Round(time.Millisecond))
+		return true
+	}
+	if f.Kind == cluster.FloodARPSpoofed {
+		for mac := range res.Answers {
+			if mac != homeMAC {
+				t.Errorf("%s, not the VIP's owner %s (%s), answered the spoofed requests", mac, home, homeMAC)
+			}
+		}
+	}
+	if st.singleAfter > 0 || lost > asked/10 {
+		t.Errorf("the VIP was not answered by %s alone during the flood: %s; %d of %d requests lost", home, st, lost, asked)
+	}
+	return false
+}
+
+// floodCounters reads every node's received packets and its speaker's usage.
+func floodCounters(t *testing.T, l *l2Lab) (map[string]uint64, map[string]cluster.Usage) {
+	t.Helper()
+	rx, use := map[string]uint64{}, map[string]cluster.Usage{}
+	for _, n := range l.Nodes {
+		name := cluster.NodeName(n)
+		var err error
+		if rx[name], err = cluster.RxPackets(&n.Host); err != nil {
+			t.Fatal(err)
+		}
+		if use[name], err = l.SpeakerUsage(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rx, use
+}
+
 // healStats reads the answers to requests sent between healed and end: when the last request
 // answered by another MAC than home's, or by several, was sent (relative to healed; 0 if
 // none), how many requests two or more MACs answered, and how many got no answer at all.
@@ -166,22 +258,28 @@ func TestL2Faults(t *testing.T) {
 	})
 
 	t.Run("ARP flood", func(t *testing.T) {
-		home := l.soleAnswerer(t, ip, 30*time.Second)
-		homeMAC := strings.ToLower(l.Node(home).MAC.String())
-		start := time.Now()
-		sent, answered, err := cluster.FloodARP(l.Client, 5*time.Second, 50_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end := time.Now()
-		st := readHeal(w, start, end, homeMAC)
-		t.Logf("ARP flood: %d requests for unowned IPs in 5 s (%d/s); %d answered; meanwhile the VIP: %s",
-			sent, sent/5, answered, st)
-		if answered != 0 {
-			t.Errorf("%d requests for IPs nobody owns were answered", answered)
-		}
-		if st.singleAfter > 0 || st.unanswered > st.requests/10 {
-			t.Errorf("the VIP was not answered by %s alone during the flood: %s", home, st)
+		rate, d := floodRate(), floodDuration()
+		for _, f := range []cluster.FloodConfig{
+			{Kind: cluster.FloodARPUnowned, Rate: rate, Duration: d},
+			{Kind: cluster.FloodARPSpoofed, Target: vip, Rate: rate, Duration: d},
+			{Kind: cluster.FloodNDPUnowned, Rate: rate, Duration: d},
+		} {
+			t.Run(f.Kind.String(), func(t *testing.T) {
+				// A VIP moved by the election during the flood (memberlist suspecting a live
+				// member when the machine's CPUs are starved, see docs/performance.md) leaves
+				// nothing to compare with; that attempt is reported and the flood sent once
+				// more. Answers for unowned addresses fail every attempt.
+				for attempt := 1; ; attempt++ {
+					moved := floodOnce(t, l, w, ip, f)
+					if !moved {
+						return
+					}
+					if attempt == 2 {
+						t.Fatalf("the election moved %s during two floods in a row", ip)
+					}
+					t.Logf("the election moved %s during the flood; flooding again", ip)
+				}
+			})
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -40,6 +41,7 @@ func main() {
 	bgpOn := flag.Bool("bgp", true, "run BGP mode: open sessions to the BGPPeers that select this node and announce to them; false ignores BGPPeers")
 	flag.StringVar(&cfg.Proxy, "proxy", "", "node-local Service proxy: nftables, or empty to leave forwarding to kube-proxy")
 	cidrs := flag.String("cluster-cidr", "", "comma-separated pod networks (with --proxy): sources inside are in-cluster")
+	flag.DurationVar(&cfg.ProxyFullSyncPeriod, "proxy-full-sync-period", time.Hour, "with --proxy: how often the whole nftables table is rewritten even without a failure")
 	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

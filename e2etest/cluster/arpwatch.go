@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -10,8 +12,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
@@ -44,8 +46,20 @@ func WatchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*ARPWatch
 		if err != nil {
 			return err
 		}
-		w.c, err = arp.Dial(ifi) // the socket stays in host's namespace
-		return err
+		filter, err := bpf.Assemble(watchFilter(vip, ifi.HardwareAddr))
+		if err != nil {
+			return fmt.Errorf("assemble ARP watch filter: %w", err)
+		}
+		// The socket stays in host's namespace.
+		conn, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: filter})
+		if err != nil {
+			return fmt.Errorf("open ARP watch socket: %w", err)
+		}
+		if w.c, err = arp.New(ifi, conn); err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("open ARP watch client: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -69,6 +83,26 @@ func WatchARP(host *lab.Host, vip netip.Addr, interval time.Duration) (*ARPWatch
 		}
 	}()
 	return w, nil
+}
+
+// watchFilter passes ARP packets from vip that are gratuitous (target vip) or addressed to
+// mac. Everything else on the link is left in the kernel: a flood test sends tens of
+// thousands of requests a second from the same interface (their copies would reach this
+// socket), and answers to other requesters are not the watch's.
+func watchFilter(vip netip.Addr, mac net.HardwareAddr) []bpf.Instruction {
+	v := binary.BigEndian.Uint32(vip.Unmap().AsSlice())
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: offARPSenderIP, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: v, SkipTrue: 7},
+		bpf.LoadAbsolute{Off: offARPTargetIP, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: 4},
+		bpf.LoadAbsolute{Off: offARPTargetHW, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: binary.BigEndian.Uint32(mac[0:4]), SkipTrue: 3},
+		bpf.LoadAbsolute{Off: offARPTargetHW + 4, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(binary.BigEndian.Uint16(mac[4:6])), SkipTrue: 1},
+		bpf.RetConstant{Val: 128},
+		bpf.RetConstant{Val: 0},
+	}
 }
 
 func (w *ARPWatch) read() {
@@ -146,97 +180,29 @@ func (w *ARPWatch) Answers(from, to time.Time) []map[string]bool {
 	return out
 }
 
+// Counts returns how many requests were sent in [from, to) and how many answers (not
+// announcements) each MAC sent in [from, to+late): unlike Answers it does not need an answer
+// to arrive before the next request, so on a loaded machine it tells a late answer from a
+// lost one.
+func (w *ARPWatch) Counts(from, to time.Time, late time.Duration) (requests int, answers map[string]int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.requests {
+		if !r.Before(from) && r.Before(to) {
+			requests++
+		}
+	}
+	answers = map[string]int{}
+	for _, e := range w.events {
+		if !e.gratuitous && !e.at.Before(from) && e.at.Before(to.Add(late)) {
+			answers[e.mac]++
+		}
+	}
+	return requests, answers
+}
+
 func (w *ARPWatch) Close() {
 	close(w.stop)
 	w.wg.Wait()
 	w.c.Close()
 }
-
-// FloodARP sends ARP requests from host for addresses nobody owns (192.168.50.100-199, outside
-// the lab's hosts and VIPs), up to rate per second for d, and counts the answers (any ARP
-// reply whose sender is one of those addresses). Frames are built once and written raw: the
-// point is the speakers' load, not the sender's.
-func FloodARP(host *lab.Host, d time.Duration, rate int) (sent, answered int, err error) {
-	var c *arp.Client
-	var raw *packet.Conn
-	var ifi *net.Interface
-	err = host.Do(func() error {
-		var err error
-		if ifi, err = net.InterfaceByName(host.Iface); err != nil {
-			return err
-		}
-		if c, err = arp.Dial(ifi); err != nil {
-			return err
-		}
-		raw, err = packet.Listen(ifi, packet.Raw, 0x0806, nil)
-		return err
-	})
-	if err != nil {
-		if c != nil {
-			c.Close()
-		}
-		return 0, 0, err
-	}
-	defer c.Close()
-	defer raw.Close()
-	var frames [][]byte
-	for i := range 100 {
-		target := netip.AddrFrom4([4]byte{192, 168, 50, byte(100 + i)})
-		p, err := arp.NewPacket(arp.OperationRequest, ifi.HardwareAddr, host.IPv4, ethernetBroadcast, target)
-		if err != nil {
-			return 0, 0, err
-		}
-		pb, err := p.MarshalBinary()
-		if err != nil {
-			return 0, 0, err
-		}
-		f, err := (&ethernet.Frame{Destination: ethernetBroadcast, Source: ifi.HardwareAddr, EtherType: ethernet.EtherTypeARP, Payload: pb}).MarshalBinary()
-		if err != nil {
-			return 0, 0, err
-		}
-		frames = append(frames, f)
-	}
-	flooded := func(ip netip.Addr) bool {
-		b := ip.As4()
-		return ip.Is4() && b[0] == 192 && b[1] == 168 && b[2] == 50 && b[3] >= 100 && b[3] < 200
-	}
-	var readers sync.WaitGroup
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	readers.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			p, _, err := c.Read()
-			if err == nil && p.Operation == arp.OperationReply && flooded(p.SenderIP) {
-				mu.Lock()
-				answered++
-				mu.Unlock()
-			}
-		}
-	})
-	dst := &packet.Addr{HardwareAddr: ethernetBroadcast}
-	start := time.Now()
-	for now := start; now.Sub(start) < d; now = time.Now() {
-		// Paced: never ahead of rate, as fast as the socket allows when behind.
-		if want := int(now.Sub(start).Seconds() * float64(rate)); sent >= want {
-			time.Sleep(100 * time.Microsecond)
-			continue
-		}
-		if _, werr := raw.WriteTo(frames[sent%len(frames)], dst); werr == nil {
-			sent++
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // late answers
-	close(stop)
-	readers.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return sent, answered, nil
-}
-
-var ethernetBroadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}

@@ -8,6 +8,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,9 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
 )
@@ -40,7 +43,11 @@ type Config struct {
 	SpeakerBin string
 	// Output receives the speakers' logs. Default: discarded.
 	Output io.Writer
-	// SpeakerArgs are appended to every speaker's arguments; a flag given again there wins.
+	// PodsPerNode is the number of pod namespaces behind each node (see lab.Config); 0 means
+	// none.
+	PodsPerNode int
+	// SpeakerArgs are extra flags for every speaker, such as --proxy=nftables; a flag given
+	// again there wins.
 	SpeakerArgs []string
 }
 
@@ -74,7 +81,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Namespace == "" {
 		cfg.Namespace = "metallb-system"
 	}
-	l, err := lab.Start(ctx, lab.Config{Prefix: cfg.Prefix, Nodes: cfg.Nodes, PodsPerNode: -1, Output: cfg.Output})
+	pods := cfg.PodsPerNode
+	if pods == 0 {
+		pods = -1 // lab's "none"
+	}
+	l, err := lab.Start(ctx, lab.Config{Prefix: cfg.Prefix, Nodes: cfg.Nodes, PodsPerNode: pods, Output: cfg.Output})
 	if err != nil {
 		return nil, err
 	}
@@ -246,4 +257,79 @@ func (c *Cluster) Close() error {
 		err = errors.Join(err, os.RemoveAll(c.keyDir))
 	}
 	return err
+}
+
+// Usage is what a speaker process has used.
+type Usage struct {
+	// CPU is user plus system time since the process started.
+	CPU time.Duration
+	// RSS is the resident memory now, PeakRSS the most it had (bytes).
+	RSS, PeakRSS uint64
+}
+
+// SpeakerUsage reads the named node's speaker's CPU time and memory from /proc.
+func (c *Cluster) SpeakerUsage(name string) (Usage, error) {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	c.mu.Unlock()
+	if cmd == nil {
+		return Usage{}, fmt.Errorf("no speaker runs on %s", name)
+	}
+	u, err := processUsage(cmd.Process.Pid)
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of the speaker on %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+func processUsage(pid int) (Usage, error) {
+	var u Usage
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	// The command name is in parentheses and may contain spaces; fields count from after it.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return u, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return u, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+	}
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	var ticks uint64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return u, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	u.CPU = time.Duration(ticks) * time.Second / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var kb uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(val), "%d kB", &kb); err != nil {
+			continue
+		}
+		switch key {
+		case "VmRSS":
+			u.RSS = kb << 10
+		case "VmHWM":
+			u.PeakRSS = kb << 10
+		}
+	}
+	return u, nil
 }

@@ -286,6 +286,9 @@ func (n *Node) connectPod(ctx context.Context, pod *Host, nodeSide string) error
 	for _, s := range [][]string{
 		{"addr", "add", netip.PrefixFrom(gw, n.PodCIDR.Bits()).String(), "dev", nodeSide},
 		{"link", "set", nodeSide, "up"},
+		// Every pod veth carries the pod subnet; the host route picks this pod's veth, or
+		// the node would send to all its pods through the first one.
+		{"route", "add", netip.PrefixFrom(pod.IPv4, 32).String(), "dev", nodeSide},
 	} {
 		if err := ipIn(ctx, n.Name, s...); err != nil {
 			return err

@@ -103,6 +103,9 @@ type Config struct {
 	// ClusterCIDRs are the pod networks, for the proxy's masquerade and eTP Local decisions.
 	// Required with Proxy.
 	ClusterCIDRs []netip.Prefix
+	// ProxyFullSyncPeriod is how often the proxy rewrites its whole table even when nothing
+	// failed. Default 1h.
+	ProxyFullSyncPeriod time.Duration
 
 	// Members replaces memberlist (tests run several speakers in one process). Default: a
 	// membership.Membership from the fields above.
@@ -239,7 +242,8 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 			return err
 		}
 		if err := mgr.Add(&proxy.Proxier{Reader: mgr.GetClient(), Informers: mgr.GetCache(), Node: cfg.NodeName,
-			ClusterCIDRs: cfg.ClusterCIDRs, Metrics: pm, Log: log.WithName("proxy")}); err != nil {
+			ClusterCIDRs: cfg.ClusterCIDRs, WatchAddrs: watchLinks, FullSyncPeriod: cfg.ProxyFullSyncPeriod,
+			Metrics: pm, Log: log.WithName("proxy")}); err != nil {
 			return fmt.Errorf("add proxy: %w", err)
 		}
 	default:

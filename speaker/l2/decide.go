@@ -65,12 +65,14 @@ func normalize(ip netip.Addr) netip.Addr {
 }
 
 // decideARP returns the reply to send for a received ARP packet, or false when it is not ours
-// to answer: not a request, sent by this interface itself, a gratuitous announcement by
+// to answer: not a request for an IPv4 address, sent by this interface itself, a gratuitous announcement by
 // someone else (sender IP = target IP: nothing is being asked), or a target this node does not
 // own on this interface. ARP probes (RFC 5227, sender IP 0.0.0.0) are answered so the prober
 // sees the address in use. The reply goes from the interface MAC to the requester's MAC.
 func decideARP(req *arp.Packet, ifMAC net.HardwareAddr, owned ownedSet) (*arp.Packet, bool) {
-	if req.Operation != arp.OperationRequest {
+	// RFC 826: answer only for the protocol we speak. (The hardware type is not checked:
+	// Ethernet devices see both 1 and 6, IEEE 802, as Linux accepts.)
+	if req.Operation != arp.OperationRequest || req.ProtocolType != etherTypeIPv4 {
 		return nil, false
 	}
 	if bytes.Equal(req.SenderHardwareAddr, ifMAC) {

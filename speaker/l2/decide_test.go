@@ -45,6 +45,11 @@ func TestDecideARP(t *testing.T) {
 		{"own request seen on the socket is ignored", req(arp.OperationRequest, ifMAC, peer4, vip4), false},
 		{"gratuitous ARP by another node is ignored", req(arp.OperationRequest, peerMAC, vip4, vip4), false},
 		{"ARP probe (sender 0.0.0.0) is answered", req(arp.OperationRequest, peerMAC, netip.IPv4Unspecified(), vip4), true},
+		{"request for another protocol type is ignored", func() *arp.Packet {
+			p := req(arp.OperationRequest, peerMAC, peer4, vip4)
+			p.ProtocolType = 0x86dd
+			return p
+		}(), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,11 +9,20 @@
 //
 // Data flow:
 //
-//	ARP:  AF_PACKET (0x0806) on the interface -> decideARP -> ARP reply to the requester's MAC
-//	NDP:  AF_PACKET (0x86dd) on the interface -> decideNS  -> NA written on the same packet
-//	      socket to the solicitor's MAC, from the VIP (hop limit 255); an ICMPv6 socket
-//	      (ndp.Conn) only joins the solicited-node group of every owned VIP so multicast
-//	      solicitations pass the NIC's filter.
+//	ARP:  AF_PACKET (0x0806) on the interface -> kernel filter -> decideARP -> answer limit
+//	      -> ARP reply to the requester's MAC
+//	NDP:  AF_PACKET (0x86dd) on the interface -> kernel filter -> decideNS -> answer limit
+//	      -> NA written on the same packet socket to the solicitor's MAC, from the VIP (hop
+//	      limit 255); an ICMPv6 socket (ndp.Conn) only joins the solicited-node group of every
+//	      owned VIP so multicast solicitations pass the NIC's filter.
+//
+// The kernel filters (classic BPF, rebuilt by SetOwned) pass only requests whose target is an
+// owned VIP, so a flood of requests for other addresses never reaches user space. The answer
+// limit answers one requester (by MAC) at most DefaultAnswersPerRequester times a second; an
+// ARP requester over it is also dropped by the kernel filter for a second, so a flood for an
+// owned VIP from one MAC does not crowd other hosts' requests out of the receive queue (4 MiB,
+// for the moments the speaker is not scheduled). Neither filter decides anything: both pass a
+// superset of what decideARP and decideNS answer, and the fuzz targets check that.
 //
 // NDP solicitations are read from a packet socket rather than from the ICMPv6 socket because
 // unicast neighbour-unreachability probes are addressed to the VIP itself, which is not local

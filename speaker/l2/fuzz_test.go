@@ -31,7 +31,7 @@ func arpBytes(f *testing.F, op arp.Operation, srcMAC net.HardwareAddr, src netip
 
 // FuzzDecideARP feeds arbitrary bytes, parsed as the responder's ARP client parses them
 // (arp.Packet.UnmarshalBinary), to decideARP. Property: it never panics, and whenever it
-// answers, the request was a request from another MAC for an owned IPv4 VIP other than its
+// answers, the socket's kernel filter passes the frame, the request was a request from another MAC for an owned IPv4 VIP other than its
 // own sender IP, and the reply is a well-formed ARP reply from the interface MAC with the VIP as
 // sender, sent back to the requester's MAC and IP.
 func FuzzDecideARP(f *testing.F) {
@@ -51,6 +51,9 @@ func FuzzDecideARP(f *testing.F) {
 	mapped = append(mapped, netip.MustParseAddr("::ffff:192.168.50.50").AsSlice()...)
 	f.Add(mapped)
 	f.Add([]byte{0, 1, 0x08, 0x00, 0, 0, 0, 1}) // no addresses at all
+	ipv6Proto := arpBytes(f, arp.OperationRequest, peerMAC, peer4, zeroMAC, vip4)
+	ipv6Proto[2], ipv6Proto[3] = 0x86, 0xdd
+	f.Add(ipv6Proto) // protocol type IPv6: not ours to answer
 	f.Add([]byte{})
 
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -65,9 +68,12 @@ func FuzzDecideARP(f *testing.F) {
 			}
 			return
 		}
+		if !runFilter(t, arpFilter(targetWords(owned, IPv4), nil), arpFrame(b)) {
+			t.Fatalf("answered %+v, which the socket's kernel filter drops", req)
+		}
 		switch {
-		case req.Operation != arp.OperationRequest:
-			t.Fatalf("answered ARP operation %v, want only requests", req.Operation)
+		case req.Operation != arp.OperationRequest || req.ProtocolType != etherTypeIPv4:
+			t.Fatalf("answered ARP operation %v for protocol %#x, want only requests for IPv4", req.Operation, req.ProtocolType)
 		case bytes.Equal(req.SenderHardwareAddr, ifMAC):
 			t.Fatalf("answered the interface's own request %+v", req)
 		case req.SenderIP == req.TargetIP:
@@ -91,7 +97,7 @@ func FuzzDecideARP(f *testing.F) {
 // FuzzParseDecideNS feeds arbitrary bytes as an IPv6 packet (no Ethernet header, as the
 // responder's datagram socket reads it) and an arbitrary source MAC through parseNS and decideNS.
 // Property: neither panics; a parsed solicitation has hop limit, addresses and message from the
-// packet; an answer is for an owned IPv6 VIP that was the solicitation's target, carries the
+// packet; a packet answered is one the socket's kernel filter passes; an answer is for an owned IPv6 VIP that was the solicitation's target, carries the
 // interface MAC as target link-layer address, can be marshalled, and goes either to ff02::1
 // (DAD probe, not Solicited) or back to the solicitor's unicast address and MAC (Solicited).
 func FuzzParseDecideNS(f *testing.F) {
@@ -138,6 +144,9 @@ func FuzzParseDecideNS(f *testing.F) {
 		adv, ok := decideNS(s, ifMAC, owned)
 		if !ok {
 			return
+		}
+		if !runFilter(t, solicitationFilter(targetWords(owned, IPv6)), b) {
+			t.Fatalf("answered %+v, which the socket's kernel filter drops", s)
 		}
 		target := adv.na.TargetAddress
 		switch {

@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 
@@ -334,4 +336,94 @@ func TestLabOneFamily(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("Start on an interface without addresses: %v, want an error saying it has neither address", err)
 	}
+}
+
+// TestLabFloodingRequester: a requester that asks for an owned VIP far more often than the
+// answer limit gets at most the limit's answers, is then dropped by the kernel filter while
+// other hosts are still answered, and is answered again once its block has run out.
+func TestLabFloodingRequester(t *testing.T) {
+	l := startLab(t)
+	node1 := l.Nodes[0]
+	r1 := startResponder(t, node1)
+	r1.SetOwned([]netip.Addr{labVIP4})
+	flooder := net.HardwareAddr{0x02, 0x66, 0x6c, 0x6f, 0x6f, 0x64}
+
+	// ask sends n requests for the VIP from flooder (as if from 192.168.50.222) and counts
+	// node1's replies to it until quiet for 300 ms.
+	ask := func(n int) int {
+		return inNetns(t, l.Client, func() (int, error) {
+			ifi, err := net.InterfaceByName(l.Client.Iface)
+			if err != nil {
+				return 0, err
+			}
+			c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+			if err != nil {
+				return 0, err
+			}
+			defer c.Close()
+			frame := arpFrame(arpRequestFrom(t, flooder, netip.MustParseAddr("192.168.50.222"), labVIP4))
+			copy(frame[6:12], flooder)
+			for range n {
+				if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast}); err != nil {
+					return 0, err
+				}
+			}
+			replies := 0
+			buf := make([]byte, 128)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				n, _, err := c.ReadFrom(buf)
+				if err != nil {
+					return replies, nil
+				}
+				// A reply (operation 2) from node1 to flooder.
+				if n >= 42 && buf[21] == 2 && bytes.Equal(buf[6:12], node1.MAC) && bytes.Equal(buf[32:38], flooder) {
+					replies++
+				}
+			}
+		})
+	}
+	blocked := func() bool {
+		r1.mu.Lock()
+		defer r1.mu.Unlock()
+		_, ok := r1.run.blocked[[6]byte(flooder)]
+		return ok
+	}
+
+	if got := ask(3 * DefaultAnswersPerRequester); got == 0 || got > 2*DefaultAnswersPerRequester {
+		// Up to two windows' worth if the flood straddles a second.
+		t.Fatalf("%d replies to %d requests, want some and at most %d", got, 3*DefaultAnswersPerRequester, 2*DefaultAnswersPerRequester)
+	}
+	if !blocked() {
+		t.Fatal("the flooding requester is not blocked")
+	}
+	if got := ask(1); got != 0 && blocked() {
+		t.Errorf("a blocked requester got %d replies", got)
+	}
+	if macs := arping(t, l, labVIP4, 2); len(macs) == 0 || macs[0] != node1.MAC.String() {
+		t.Errorf("another host's requests got replies %v while a requester was blocked, want node1's", macs)
+	}
+	deadline := time.Now().Add(10 * blockFor)
+	for blocked() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the block did not end within %v", 10*blockFor)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := ask(1); got != 1 {
+		t.Errorf("after the block, 1 request got %d replies, want 1", got)
+	}
+}
+
+func arpRequestFrom(t testing.TB, mac net.HardwareAddr, src, target netip.Addr) []byte {
+	t.Helper()
+	p, err := arp.NewPacket(arp.OperationRequest, mac, src, net.HardwareAddr{0, 0, 0, 0, 0, 0}, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -10,6 +10,8 @@ import (
 // (one per interface); labels carry the address family only, never a VIP.
 type Metrics struct {
 	answered  *prometheus.CounterVec
+	limited   *prometheus.CounterVec
+	blocks    *prometheus.CounterVec
 	takeovers *prometheus.CounterVec
 }
 
@@ -22,6 +24,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "requests_answered_total",
 			Help:      "ARP requests and neighbour solicitations answered for owned VIPs.",
 		}, []string{"family"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ironlb",
+			Subsystem: "l2",
+			Name:      "requests_limited_total",
+			Help:      "Requests for owned VIPs left unanswered because their requester (by MAC) asked more often than the per-requester limit allows.",
+		}, []string{"family"}),
+		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ironlb",
+			Subsystem: "l2",
+			Name:      "requester_blocks_total",
+			Help:      "Times a requester over the answer limit had its requests dropped in the kernel for a second.",
+		}, []string{"family"}),
 		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ironlb",
 			Subsystem: "l2",
@@ -29,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:      "Takeovers announced with gratuitous ARP or unsolicited neighbour advertisements (repeats not counted).",
 		}, []string{"family"}),
 	}
-	for _, c := range []prometheus.Collector{m.answered, m.takeovers} {
+	for _, c := range []prometheus.Collector{m.answered, m.limited, m.blocks, m.takeovers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register l2 metrics: %w", err)
 		}
@@ -40,6 +54,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) answer(f Family) {
 	if m != nil {
 		m.answered.WithLabelValues(f.String()).Inc()
+	}
+}
+
+func (m *Metrics) limit(f Family) {
+	if m != nil {
+		m.limited.WithLabelValues(f.String()).Inc()
+	}
+}
+
+func (m *Metrics) blocked(f Family) {
+	if m != nil {
+		m.blocks.WithLabelValues(f.String()).Inc()
 	}
 }
 

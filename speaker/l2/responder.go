@@ -19,6 +19,7 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultAnnounceSchedule is when Announce sends, counted from the call: at once and then
@@ -33,6 +34,7 @@ type options struct {
 	metrics  *Metrics
 	schedule []time.Duration
 	refresh  time.Duration
+	limit    int
 }
 
 // WithLogger sets the logger. Default: discard.
@@ -46,6 +48,11 @@ func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } 
 func WithAnnounceSchedule(offsets ...time.Duration) Option {
 	return func(o *options) { o.schedule = append([]time.Duration(nil), offsets...) }
 }
+
+// WithAnswerLimit sets how many requests of one requester (by MAC) are answered per second and
+// address family; the rest are counted in the limited metric and left unanswered. 0 or less:
+// no limit. Default DefaultAnswersPerRequester.
+func WithAnswerLimit(perSecond int) Option { return func(o *options) { o.limit = perSecond } }
 
 // WithRefresh makes every announced VIP be announced again every d after its schedule ends,
 // for as long as it stays owned. Default 0: no refresh.
@@ -68,10 +75,25 @@ type Responder struct {
 
 // running holds the sockets of a Start call.
 type running struct {
-	ctx context.Context
-	arp *arp.Client
-	ns  *packet.Conn // neighbour solicitations are read, and advertisements written, here
-	ndp *ndp.Conn    // holds the solicited-node multicast memberships
+	ctx     context.Context
+	arp     *arp.Client
+	arpConn *packet.Conn // arp's socket, for its filter
+	ns      *packet.Conn // neighbour solicitations are read, and advertisements written, here
+	ndp     *ndp.Conn    // holds the solicited-node multicast memberships
+
+	// blocked are the ARP requesters whose requests the filter drops, until when; unblock
+	// lifts the next expired block. Both guarded by Responder.mu.
+	blocked map[[6]byte]time.Time
+	unblock *time.Timer
+}
+
+// blockedList returns the blocked requesters.
+func (run *running) blockedList() [][6]byte {
+	var l [][6]byte
+	for mac := range run.blocked {
+		l = append(l, mac)
+	}
+	return l
 }
 
 // sendNA writes an advertisement as an IPv6 packet straight onto the link, to dstMAC, from
@@ -117,7 +139,7 @@ func macFor(dst netip.Addr, solicitor net.HardwareAddr) net.HardwareAddr {
 // NewResponder returns a Responder for ifi that owns nothing yet. It opens no sockets and
 // starts nothing; Start does.
 func NewResponder(ifi *net.Interface, opts ...Option) *Responder {
-	o := options{schedule: DefaultAnnounceSchedule}
+	o := options{schedule: DefaultAnnounceSchedule, limit: DefaultAnswersPerRequester}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -143,9 +165,11 @@ func NewResponder(ifi *net.Interface, opts ...Option) *Responder {
 // join is logged and retried on the next call.
 func (r *Responder) SetOwned(ips []netip.Addr) {
 	s := newOwnedSet(ips)
-	r.owned.Store(&s)
+	// Stored under the lock so that concurrent calls install their filters and groups in the
+	// order their sets were stored: the last set stored is the one the kernel filters for.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.owned.Store(&s)
 	for ip, cancel := range r.announcing {
 		if !s.has(ip) {
 			cancel()
@@ -159,7 +183,100 @@ func (r *Responder) SetOwned(ips []netip.Addr) {
 	}
 	if r.run != nil {
 		r.syncGroupsLocked(s)
+		r.syncFiltersLocked(s)
 	}
+}
+
+// syncFiltersLocked makes the sockets' kernel filters pass the requests for the VIPs in s.
+// Requests already queued were passed by the old filter; decideARP and decideNS still judge
+// them against s, so a VIP given up is never answered. One taken over may miss the requests of
+// the few microseconds before its filter is in: its announcement follows anyway.
+func (r *Responder) syncFiltersLocked(s ownedSet) {
+	set := func(c *packet.Conn, what string, prog, fallback []bpf.Instruction) {
+		if c == nil {
+			return
+		}
+		err := setFilter(c, prog)
+		if err == nil {
+			return
+		}
+		// Never keep a filter that may lack a VIP now owned: pass everything of the kind
+		// rather than go silent for it.
+		r.opts.logger.Error("set socket filter; passing every request instead", "socket", what, "err", err)
+		if err := setFilter(c, fallback); err != nil {
+			r.opts.logger.Error("set fallback socket filter", "socket", what, "err", err)
+		}
+	}
+	set(r.run.arpConn, "arp", arpFilter(targetWords(s, IPv4), r.run.blockedList()), arpFilter(nil, nil))
+	set(r.run.ns, "neighbour solicitation", solicitationFilter(targetWords(s, IPv6)), solicitationFilter(nil))
+}
+
+// blockFor is how long the ARP filter drops the requests of a requester that went over the
+// answer limit. Then it is counted again; one that keeps flooding is blocked again after its
+// next DefaultAnswersPerRequester answers.
+const blockFor = time.Second
+
+// block makes the kernel drop the ARP requests of mac for blockFor: the answer limit alone
+// still reads every request of a flood (tens of thousands a second for an owned VIP, which
+// the target filter passes), and those reads crowd out other hosts' requests. Up to
+// maxBlocked requesters are blocked at a time; past that the limit works in user space alone.
+func (r *Responder) block(run *running, mac net.HardwareAddr, now time.Time) {
+	if len(mac) != 6 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := [6]byte(mac)
+	if r.run != run || len(run.blocked) >= maxBlocked {
+		return
+	}
+	if _, ok := run.blocked[key]; ok {
+		return // requests read before the filter went in
+	}
+	if run.blocked == nil {
+		run.blocked = map[[6]byte]time.Time{}
+	}
+	run.blocked[key] = now.Add(blockFor)
+	r.opts.metrics.blocked(IPv4)
+	r.opts.logger.Warn("requester over the answer limit; dropping its ARP requests for a while", "mac", mac.String(), "for", blockFor)
+	r.syncFiltersLocked(*r.owned.Load())
+	if run.unblock == nil {
+		run.unblock = time.AfterFunc(blockFor, func() { r.unblockExpired(run) })
+	}
+}
+
+// unblockExpired lifts the blocks whose time is up and waits for the next.
+func (r *Responder) unblockExpired(run *running) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	run.unblock = nil
+	if r.run != run {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	for mac, until := range run.blocked {
+		if !now.Before(until) {
+			delete(run.blocked, mac)
+		} else if next.IsZero() || until.Before(next) {
+			next = until
+		}
+	}
+	r.syncFiltersLocked(*r.owned.Load())
+	if !next.IsZero() {
+		run.unblock = time.AfterFunc(next.Sub(now), func() { r.unblockExpired(run) })
+	}
+}
+
+func setFilter(c *packet.Conn, prog []bpf.Instruction) error {
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return fmt.Errorf("assemble socket filter: %w", err)
+	}
+	if err := c.SetBPF(raw); err != nil {
+		return fmt.Errorf("attach socket filter: %w", err)
+	}
+	return nil
 }
 
 // syncGroupsLocked joins the solicited-node group of every owned IPv6 VIP and leaves the
@@ -219,7 +336,10 @@ func (r *Responder) Start(ctx context.Context) error {
 		return fmt.Errorf("start l2 responder on %s: already running", r.ifi.Name)
 	}
 	r.run = run
+	// The filters open put in were made for the set of that moment; SetOwned may have
+	// changed it since.
 	r.syncGroupsLocked(*r.owned.Load())
+	r.syncFiltersLocked(*r.owned.Load())
 	for ip := range r.pending {
 		// Owned: SetOwned drops pending VIPs it no longer holds.
 		if err := r.announceLocked(run, ip); err != nil {
@@ -249,6 +369,9 @@ func (r *Responder) Start(ctx context.Context) error {
 
 	r.mu.Lock()
 	r.run = nil
+	if run.unblock != nil {
+		run.unblock.Stop()
+	}
 	for ip, stop := range r.announcing {
 		stop()
 		delete(r.announcing, ip)
@@ -276,9 +399,15 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	if !v4 && !ll {
 		return nil, fmt.Errorf("interface %s has neither an IPv4 address (for ARP) nor an IPv6 link-local address (for NDP)", r.ifi.Name)
 	}
+	// The filters go in before the sockets are bound, so no request slips past them.
+	owned := *r.owned.Load()
 	if v4 {
+		filter, err := bpf.Assemble(arpFilter(targetWords(owned, IPv4), nil))
+		if err != nil {
+			return nil, fmt.Errorf("assemble ARP filter: %w", err)
+		}
 		// Not arp.Dial: it leaks its socket when the address check fails.
-		conn, err := packet.Listen(r.ifi, packet.Raw, etherTypeARP, nil)
+		conn, err := packet.Listen(r.ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: filter})
 		if err != nil {
 			return nil, fmt.Errorf("open ARP socket on %s: %w", r.ifi.Name, err)
 		}
@@ -286,11 +415,13 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 			_ = conn.Close()
 			return nil, fmt.Errorf("open ARP client on %s: %w", r.ifi.Name, err)
 		}
+		run.arpConn = conn
+		r.growReceiveBuffer(conn, "arp")
 	}
 	if !ll {
 		return run, nil
 	}
-	filter, err := bpf.Assemble(nsFilter)
+	filter, err := bpf.Assemble(solicitationFilter(targetWords(owned, IPv6)))
 	if err != nil {
 		run.close()
 		return nil, fmt.Errorf("assemble neighbour solicitation filter: %w", err)
@@ -299,6 +430,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 		run.close()
 		return nil, fmt.Errorf("open IPv6 packet socket on %s: %w", r.ifi.Name, err)
 	}
+	r.growReceiveBuffer(run.ns, "neighbour solicitation")
 	if run.ndp, _, err = ndp.Listen(r.ifi, ndp.LinkLocal); err != nil {
 		run.close()
 		return nil, fmt.Errorf("open NDP socket on %s: %w", r.ifi.Name, err)
@@ -312,6 +444,32 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 		return nil, fmt.Errorf("set ICMPv6 filter on %s: %w", r.ifi.Name, err)
 	}
 	return run, nil
+}
+
+// receiveBuffer is the receive buffer asked for on the request sockets. The default (about
+// 200 KiB, a few hundred requests) overflows when the speaker is not scheduled for a few
+// milliseconds while requests for an owned VIP pour in, and the kernel then drops the
+// legitimate ones with the rest; 4 MiB holds about 100 ms of 50,000 requests/s. It is only
+// used while requests wait.
+const receiveBuffer = 4 << 20
+
+// growReceiveBuffer sets the socket's receive buffer to receiveBuffer: SO_RCVBUFFORCE (the
+// speaker has CAP_NET_ADMIN) is not capped by net.core.rmem_max, SO_RCVBUF is. A failure
+// keeps the default and is logged: answering works, only less well under a flood.
+func (r *Responder) growReceiveBuffer(c *packet.Conn, what string) {
+	rc, err := c.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
+			if err != nil {
+				err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+			}
+		})
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		r.opts.logger.Warn("grow socket receive buffer", "socket", what, "err", err)
+	}
 }
 
 // addressFamilies reports whether ifi has an IPv4 address and an IPv6 link-local address.
@@ -332,18 +490,6 @@ func addressFamilies(ifi *net.Interface) (v4, ll bool, err error) {
 	return v4, ll, nil
 }
 
-// nsFilter accepts IPv6 packets (offsets from the IPv6 header: the socket is SOCK_DGRAM) whose
-// next header is ICMPv6 and whose ICMPv6 type is neighbour solicitation, so the socket does not
-// copy the interface's whole IPv6 traffic to user space.
-var nsFilter = []bpf.Instruction{
-	bpf.LoadAbsolute{Off: 6, Size: 1},
-	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: protoICMPv6, SkipTrue: 3},
-	bpf.LoadAbsolute{Off: ipv6HeaderLen, Size: 1},
-	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpTypeSolicitation, SkipTrue: 1},
-	bpf.RetConstant{Val: 1 << 16},
-	bpf.RetConstant{Val: 0},
-}
-
 func (run *running) close() {
 	if run.arp != nil {
 		_ = run.arp.Close()
@@ -357,6 +503,7 @@ func (run *running) close() {
 }
 
 func (r *Responder) serveARP(run *running) error {
+	limit := newAnswerLimiter(r.opts.limit)
 	for {
 		req, _, err := run.arp.Read()
 		if err != nil {
@@ -369,6 +516,11 @@ func (r *Responder) serveARP(run *running) error {
 		if !ok {
 			continue
 		}
+		if now := time.Now(); !limit.allow(now, req.SenderHardwareAddr) {
+			r.opts.metrics.limit(IPv4)
+			r.block(run, req.SenderHardwareAddr, now)
+			continue
+		}
 		if err := run.arp.WriteTo(reply, req.SenderHardwareAddr); err != nil {
 			r.opts.logger.Warn("send ARP reply", "ip", reply.SenderIP, "err", err)
 			continue
@@ -378,6 +530,7 @@ func (r *Responder) serveARP(run *running) error {
 }
 
 func (r *Responder) serveNS(run *running) error {
+	limit := newAnswerLimiter(r.opts.limit)
 	buf := make([]byte, r.ifi.MTU+ipv6HeaderLen)
 	if r.ifi.MTU <= 0 {
 		buf = make([]byte, 65536)
@@ -400,6 +553,10 @@ func (r *Responder) serveNS(run *running) error {
 		}
 		adv, ok := decideNS(s, r.ifi.HardwareAddr, *r.owned.Load())
 		if !ok {
+			continue
+		}
+		if !limit.allow(time.Now(), s.srcMAC) {
+			r.opts.metrics.limit(IPv6)
 			continue
 		}
 		if err := run.sendNA(adv.na, adv.dst, macFor(adv.dst, s.srcMAC)); err != nil {

@@ -50,7 +50,7 @@ func ExampleGenerate() {
 		}
 	}
 	// Output:
-	// add rule ip ironlb ep-3lbw762tc77evmwz meta l4proto tcp dnat to 10.244.2.2:8080
-	// add rule ip ironlb ep-frjavslpwh7ha77g meta l4proto tcp dnat to 10.244.1.2:8080
+	// add rule ip ironlb svc-e47rcfaympwnqy3o meta l4proto tcp numgen random mod 2 == 0 dnat to 10.244.1.2:8080
+	// add rule ip ironlb svc-e47rcfaympwnqy3o meta l4proto tcp dnat to 10.244.2.2:8080
 	// add element ip ironlb service-ips { 10.96.0.10 . tcp . 80 : goto svc-e47rcfaympwnqy3o }
 }

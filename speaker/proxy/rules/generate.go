@@ -9,13 +9,14 @@ import (
 	"sigs.k8s.io/knftables"
 )
 
-// Generate writes into tx a full sync of the "ironlb" table for cfg.Family:
-// the table is deleted and recreated in the same transaction (atomic for the
-// kernel), then filled deterministically from ports. tx must come from a
+// Generate writes into tx a sync that recreates the "ironlb" table for
+// cfg.Family from nothing: the table is deleted and added again in the same
+// transaction (atomic for the kernel), then filled deterministically from
+// ports. It is Recreate without the State, and the reference partial syncs
+// are tested against. tx must come from a
 // knftables.Interface created for cfg.Family and TableName; knftables only
-// lets an Interface create transactions, which is why Generate fills one
-// instead of returning it, and it also lets the caller run one transaction
-// per sync. Nothing is sent to the kernel here.
+// lets an Interface create transactions, which is why the writers fill one
+// instead of returning it. Nothing is sent to the kernel here.
 //
 // An invalid Config or ServicePort is an error and leaves tx untouched.
 // Ports without a ClusterIP of this family (headless Services) get no rules.
@@ -23,176 +24,159 @@ import (
 // conflict the API server should have prevented; the first in key order
 // wins.
 func Generate(tx *knftables.Transaction, cfg Config, ports []ServicePort) error {
-	f, err := newFamily(cfg.Family)
-	if err != nil {
-		return fmt.Errorf("generate nftables rules: %w", err)
-	}
-	plans, err := makePlans(f, cfg, ports)
-	if err != nil {
-		return fmt.Errorf("generate %s nftables rules: %w", cfg.Family, err)
-	}
-	g := &generator{tx: tx, f: f, podCIDRs: len(prefixesOf(f, cfg.PodCIDRs)) > 0,
-		seenIPs: map[string]bool{}, seenNodePorts: map[string]bool{}}
-	g.writeSkeleton(cfg)
-	for i := range plans {
-		g.writeServicePort(&plans[i])
-	}
-	return nil
+	_, err := full(tx, cfg, ports)
+	return err
 }
 
+// chainOut is one chain as a Service port wants it.
+type chainOut struct {
+	name, comment string
+	rules         []string
+}
+
+// elemOut is one element of a table-wide set (value nil) or verdict map.
+type elemOut struct {
+	container string
+	isMap     bool
+	key       []string
+	value     []string
+	// claim is the address . protocol . port (or NodePort) the element
+	// belongs to: when two ports claim the same one, the first in key order
+	// keeps every element of that claim.
+	claim string
+	// id identifies the element within the table: container and key.
+	id string
+}
+
+func newElem(container string, isMap bool, claim string, key []string, value string) elemOut {
+	e := elemOut{container: container, isMap: isMap, key: key, claim: claim,
+		id: container + "\x00" + strings.Join(key, "\x00")}
+	if value != "" {
+		e.value = []string{value}
+	}
+	return e
+}
+
+func (e *elemOut) object() *knftables.Element {
+	el := &knftables.Element{Key: e.key, Value: e.value}
+	if e.isMap {
+		el.Map = e.container
+	} else {
+		el.Set = e.container
+	}
+	return el
+}
+
+// portOut is everything one Service port puts into the table.
+type portOut struct {
+	chains []chainOut
+	sets   []*knftables.Set // sessionAffinity memory
+	elems  []elemOut
+}
+
+// generator turns plans into portOuts for one family.
 type generator struct {
-	tx       *knftables.Transaction
 	f        family
 	podCIDRs bool
-	// seenIPs / seenNodePorts hold the keys already in the dispatch maps;
-	// duplicate map keys would fail the whole transaction.
-	seenIPs, seenNodePorts map[string]bool
+	out      *portOut
 }
 
 func (g *generator) rule(chain string, rule ...string) {
-	g.tx.Add(&knftables.Rule{Chain: chain, Rule: strings.Join(rule, " ")})
+	c := &g.out.chains[len(g.out.chains)-1]
+	if c.name != chain {
+		panic("rules: rule for " + chain + " written while " + c.name + " is open")
+	}
+	c.rules = append(c.rules, strings.Join(rule, " "))
 }
 
 func (g *generator) chain(name, human string) {
-	g.tx.Add(&knftables.Chain{Name: name, Comment: comment(human)})
+	g.out.chains = append(g.out.chains, chainOut{name: name, comment: human})
 }
 
-// writeSkeleton recreates the table with its fixed chains, sets and maps, and
-// fills the node-level sets.
-func (g *generator) writeSkeleton(cfg Config) {
-	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
-	g.tx.Add(table)
-	g.tx.Delete(&knftables.Table{})
-	g.tx.Add(table)
-
-	chains := fixedChains(g.f)
-	for _, c := range chains {
-		ch := &knftables.Chain{Name: c.name}
-		if c.hook != "" {
-			ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
-		}
-		g.tx.Add(ch)
-	}
-	sets, maps := fixedSetsAndMaps(g.f)
-	for _, s := range sets {
-		g.tx.Add(s)
-	}
-	for _, m := range maps {
-		g.tx.Add(m)
-	}
-	for _, c := range chains {
-		for _, r := range c.rules {
-			g.rule(c.name, r)
-		}
-	}
-
-	for _, a := range addrsOf(g.f, cfg.NodeIPs) {
-		if a.IsLoopback() {
-			continue
-		}
-		g.tx.Add(&knftables.Element{Set: setNodePortIPs, Key: []string{a.String()}})
-	}
-	for _, p := range prefixesOf(g.f, cfg.PodCIDRs) {
-		g.tx.Add(&knftables.Element{Set: setPodCIDRs, Key: []string{p.String()}})
-	}
-}
-
-// writeServicePort writes the chains, rules and map elements of one port.
-func (g *generator) writeServicePort(p *plan) {
-	g.writeEndpointChains(p)
+// servicePort returns the chains, sets and map elements of one port.
+func (g *generator) servicePort(p *plan) portOut {
+	g.out = &portOut{}
+	g.affinitySets(p)
 	if p.needsSvcChain() {
-		g.writeDispatchChain(p, p.svcChain, "cluster", p.cluster, !p.internalLocal)
+		g.endpointChain(p, p.svcChain, "cluster", p.cluster, !p.internalLocal)
 	}
 	if p.needsLocChain() {
-		g.writeDispatchChain(p, p.locChain, "local", p.local, p.internalLocal)
+		g.endpointChain(p, p.locChain, "local", p.local, p.internalLocal)
 	}
 	if p.needsExtChain() {
-		g.writeExternalChain(p)
+		g.externalChain(p)
 	}
-	g.writeElements(p)
+	g.elements(p)
+	out := *g.out
+	g.out = nil
+	return out
 }
 
-// writeEndpointChains writes one chain per endpoint used by either dispatch
-// chain: hairpin masquerade, affinity memory, DNAT.
-func (g *generator) writeEndpointChains(p *plan) {
+// affinitySets adds one sessionAffinity set per endpoint: the clients
+// recently sent there.
+func (g *generator) affinitySets(p *plan) {
 	seen := make(map[netip.AddrPort]bool, len(p.cluster))
 	for _, eps := range [][]endpoint{p.cluster, p.local} {
 		for _, ep := range eps {
-			if seen[ep.addr] {
+			if ep.affinity == "" || seen[ep.addr] {
 				continue
 			}
 			seen[ep.addr] = true
-			addr := ep.addr.Addr().String()
-			if ep.affinity != "" {
-				timeout := p.affinity
-				g.tx.Add(&knftables.Set{Name: ep.affinity, Type: g.f.addrType, Flags: []knftables.SetFlag{knftables.TimeoutFlag},
-					Timeout: &timeout, Comment: comment(p.key + " affinity " + ep.addr.String())})
-			}
-			g.chain(ep.chain, p.key+" endpoint "+ep.addr.String())
-			// Hairpin: a pod reaching its own Service must be
-			// masqueraded, or it answers itself from its own address.
-			g.rule(ep.chain, g.f.ip, "saddr", addr, "jump", chainMarkForMasquerade)
-			if ep.affinity != "" {
-				g.rule(ep.chain, "update", "@"+ep.affinity, "{", g.f.ip, "saddr", "}")
-			}
-			g.rule(ep.chain, "meta l4proto", p.proto.String(), "dnat to", ep.addr.String())
+			timeout := p.affinity
+			g.out.sets = append(g.out.sets, &knftables.Set{Name: ep.affinity, Type: g.f.addrType,
+				Flags: []knftables.SetFlag{knftables.TimeoutFlag}, Timeout: &timeout,
+				Comment: comment(p.key + " affinity " + ep.addr.String())})
 		}
 	}
 }
 
-// writeDispatchChain writes a chain spreading evenly over eps. internal marks
-// the chain ClusterIP traffic lands in: it masquerades sources outside the
-// pod CIDRs (off-cluster clients, the node itself), matched on the ClusterIP
-// so external traffic passing through keeps its source.
-func (g *generator) writeDispatchChain(p *plan, name, policy string, eps []endpoint, internal bool) {
+// endpointChain writes a chain that DNATs evenly to eps: rule i picks
+// endpoint i with probability 1/(n-i) given the rules before it did not
+// match, so each endpoint gets 1/n. Only the first packet of a connection
+// reaches it (nat chains), so n rules cost little, and unlike an inline
+// numgen verdict map there is no set per Service: the kernel and nft walk
+// every set and chain of the table on each transaction, see doc.go.
+//
+// internal marks the chain ClusterIP traffic lands in: it masquerades
+// sources outside the pod CIDRs (off-cluster clients, the node itself),
+// matched on the ClusterIP so external traffic passing through keeps its
+// source.
+func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint, internal bool) {
 	g.chain(name, p.key+" "+policy+" endpoints")
 	if internal && g.podCIDRs {
 		for _, cip := range p.clusterIPs {
 			g.rule(name, g.f.ip, "daddr", cip.String(), g.f.ip, "saddr != @"+setPodCIDRs, "jump", chainMarkForMasquerade)
 		}
 	}
+	proto := "meta l4proto " + p.proto.String()
+	dnat := func(ep endpoint) string {
+		if ep.affinity == "" {
+			return "dnat to " + ep.addr.String()
+		}
+		return "update @" + ep.affinity + " { " + g.f.ip + " saddr } dnat to " + ep.addr.String()
+	}
+	// Clients pinned by sessionAffinity go back to their endpoint first.
 	for _, ep := range eps {
 		if ep.affinity != "" {
-			g.rule(name, g.f.ip, "saddr @"+ep.affinity, "goto", ep.chain)
+			g.rule(name, proto, g.f.ip, "saddr @"+ep.affinity, dnat(ep))
 		}
 	}
-	if len(eps) == 1 {
-		g.rule(name, "goto", eps[0].chain)
-		return
-	}
-	// One inline anonymous vmap: no named map per Service, see doc.go.
-	var b strings.Builder
-	b.WriteString("numgen random mod ")
-	b.WriteString(strconv.Itoa(len(eps)))
-	b.WriteString(" vmap {")
 	for i, ep := range eps {
-		if i > 0 {
-			b.WriteString(" ,")
+		if left := len(eps) - i; left > 1 {
+			g.rule(name, proto, "numgen random mod", strconv.Itoa(left), "== 0", dnat(ep))
+			continue
 		}
-		b.WriteString(" ")
-		b.WriteString(strconv.Itoa(i))
-		b.WriteString(" : goto ")
-		b.WriteString(ep.chain)
+		g.rule(name, proto, dnat(ep))
 	}
-	b.WriteString(" }")
-	g.rule(name, b.String())
 }
 
-// writeExternalChain writes the entry chain for LoadBalancer IPs,
-// externalIPs and the NodePort.
-func (g *generator) writeExternalChain(p *plan) {
+// externalChain writes the eTP Local entry chain for LoadBalancer IPs,
+// externalIPs and the NodePort: in-cluster sources may use any endpoint
+// (short-circuit); the node itself is masqueraded as for a ClusterIP.
+// Others keep their source address and only reach local endpoints.
+func (g *generator) externalChain(p *plan) {
 	name := p.extChain
 	g.chain(name, p.key+" external")
-	if !p.externalLocal {
-		// eTP Cluster: the endpoint may be on another node, so the reply
-		// must come back through us.
-		g.rule(name, "jump", chainMarkForMasquerade)
-		g.rule(name, "goto", p.svcChain)
-		return
-	}
-	// eTP Local: in-cluster sources may use any endpoint (short-circuit);
-	// the node itself is masqueraded as for a ClusterIP. Others keep their
-	// source address and only reach local endpoints.
 	if g.podCIDRs {
 		g.rule(name, g.f.ip, "saddr @"+setPodCIDRs, "goto", p.svcChain)
 	}
@@ -204,53 +188,102 @@ func (g *generator) writeExternalChain(p *plan) {
 	// No local endpoint: fall through un-NATed; endpoints-check drops.
 }
 
-// writeElements adds the port's entries to the table-wide maps and sets.
-func (g *generator) writeElements(p *plan) {
+// elements lists the port's entries in the table-wide maps and sets, each
+// with the claim that decides conflicts between ports.
+func (g *generator) elements(p *plan) {
 	proto, port := p.proto.String(), strconv.Itoa(int(p.port))
-	owned := make(map[netip.Addr]bool, len(p.clusterIPs)+len(p.external))
-	add := func(addr netip.Addr, dispatch, filter string) {
-		key := []string{addr.String(), proto, port}
-		k := strings.Join(key, " ")
-		if g.seenIPs[k] {
+	add := func(container string, isMap bool, claim string, key []string, value string) {
+		g.out.elems = append(g.out.elems, newElem(container, isMap, claim, key, value))
+	}
+	// An address listed twice (a ClusterIP also given as externalIP) keeps
+	// its first verdict: two values for one map key would fail the
+	// transaction.
+	seen := make(map[netip.Addr]bool, len(p.clusterIPs)+len(p.external))
+	addr := func(a netip.Addr, dispatch, filter string) {
+		if seen[a] {
 			return
 		}
-		g.seenIPs[k] = true
-		owned[addr] = true
+		seen[a] = true
+		key := []string{a.String(), proto, port}
+		claim := "ip " + strings.Join(key, " ")
 		if dispatch != "" {
-			g.tx.Add(&knftables.Element{Map: mapServiceIPs, Key: key, Value: []string{dispatch}})
+			add(mapServiceIPs, true, claim, key, dispatch)
 		}
 		if filter != "" {
-			g.tx.Add(&knftables.Element{Map: mapNoEndpointServices, Key: key, Value: []string{filter}})
+			add(mapNoEndpointServices, true, claim, key, filter)
 		}
 	}
 	dispatch, filter := p.internalVerdict()
 	for _, a := range p.clusterIPs {
-		add(a, dispatch, filter)
+		addr(a, dispatch, filter)
 	}
 	dispatch, filter = p.externalVerdict()
+	masq := dispatch != "" && !p.externalLocal
 	for _, a := range p.external {
-		add(a, dispatch, filter)
+		if masq && !seen[a] {
+			key := []string{a.String(), proto, port}
+			add(setExternalMasq, false, "ip "+strings.Join(key, " "), key, "")
+		}
+		addr(a, dispatch, filter)
 	}
 	if p.nodePort != 0 {
 		key := []string{proto, strconv.Itoa(int(p.nodePort))}
-		if k := strings.Join(key, " "); !g.seenNodePorts[k] {
-			g.seenNodePorts[k] = true
-			if dispatch != "" {
-				g.tx.Add(&knftables.Element{Map: mapServiceNodePorts, Key: key, Value: []string{dispatch}})
-			}
-			if filter != "" {
-				g.tx.Add(&knftables.Element{Map: mapNoEndpointNodePorts, Key: key, Value: []string{filter}})
+		claim := "nodeport " + strings.Join(key, " ")
+		if masq {
+			add(setNodePortMasq, false, claim, key, "")
+		}
+		if dispatch != "" {
+			add(mapServiceNodePorts, true, claim, key, dispatch)
+		}
+		if filter != "" {
+			add(mapNoEndpointNodePorts, true, claim, key, filter)
+		}
+	}
+	hairpin := make(map[netip.Addr]bool, len(p.cluster))
+	for _, eps := range [][]endpoint{p.cluster, p.local} {
+		for _, ep := range eps {
+			if a := ep.addr.Addr(); !hairpin[a] {
+				hairpin[a] = true
+				add(setHairpin, false, "hairpin "+a.String(), []string{a.String(), a.String()}, "")
 			}
 		}
 	}
 	for _, a := range p.firewalled {
-		if !owned[a] {
-			continue
-		}
 		key := []string{a.String(), proto, port}
-		g.tx.Add(&knftables.Element{Set: setFirewallIPs, Key: key})
+		claim := "ip " + strings.Join(key, " ")
+		add(setFirewallIPs, false, claim, key, "")
 		for _, src := range p.allow {
-			g.tx.Add(&knftables.Element{Set: setFirewallAllow, Key: append(key[:3:3], src.String())})
+			add(setFirewallAllow, false, claim, append(key[:3:3], src.String()), "")
 		}
 	}
+}
+
+// skeleton returns the node-level elements: NodePort addresses and pod CIDRs.
+func skeletonElements(f family, cfg Config) []elemOut {
+	var out []elemOut
+	for _, a := range addrsOf(f, cfg.NodeIPs) {
+		if a.IsLoopback() {
+			continue
+		}
+		out = append(out, newElem(setNodePortIPs, false, "", []string{a.String()}, ""))
+	}
+	for _, p := range prefixesOf(f, cfg.PodCIDRs) {
+		out = append(out, newElem(setPodCIDRs, false, "", []string{p.String()}, ""))
+	}
+	return out
+}
+
+// validate checks cfg's family and every port, so a bad input fails before
+// anything is written.
+func validate(cfg Config, ports []ServicePort) (family, error) {
+	f, err := newFamily(cfg.Family)
+	if err != nil {
+		return f, fmt.Errorf("generate nftables rules: %w", err)
+	}
+	for i := range ports {
+		if err := validatePort(&ports[i]); err != nil {
+			return f, fmt.Errorf("generate %s nftables rules: service port %s: %w", cfg.Family, ports[i].Key(), err)
+		}
+	}
+	return f, nil
 }

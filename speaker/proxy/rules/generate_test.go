@@ -7,12 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/knftables"
 )
 
@@ -187,27 +185,7 @@ func TestConflictingAddressFirstWins(t *testing.T) {
 // endpoints each (ClusterIP + NodePort + LoadBalancer IP), i.e. what a full
 // resync of a large cluster costs before nft parses it.
 func BenchmarkGenerate(b *testing.B) {
-	const services, endpoints = 10_000, 10
-	ports := make([]ServicePort, services)
-	for i := range ports {
-		sp := ServicePort{
-			Service:         types.NamespacedName{Namespace: "bench", Name: "svc-" + strconv.Itoa(i)},
-			PortName:        "http",
-			Protocol:        TCP,
-			Port:            80,
-			ClusterIPs:      []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})},
-			NodePort:        uint16(30000 + i%2768),
-			LoadBalancerIPs: []netip.Addr{netip.AddrFrom4([4]byte{172, 18, byte(i >> 8), byte(i)})},
-			ExternalLocal:   i%2 == 0,
-		}
-		for e := range endpoints {
-			sp.Endpoints = append(sp.Endpoints, Endpoint{
-				Addr: netip.AddrFrom4([4]byte{10, 244, byte(e), byte(i)}), Port: 8080,
-				Node: "node-" + strconv.Itoa(e%3), Ready: true, Serving: true,
-			})
-		}
-		ports[i] = sp
-	}
+	ports := benchPorts(10_000, 10)
 	cfg := testConfig(knftables.IPv4Family)
 	cfg.Node = "node-0"
 	fake := knftables.NewFake(knftables.IPv4Family, TableName)
@@ -219,6 +197,37 @@ func BenchmarkGenerate(b *testing.B) {
 		if err := Generate(tx, cfg, ports); err != nil {
 			b.Fatal(err)
 		}
+		ops = tx.NumOperations()
+	}
+	b.ReportMetric(float64(ops), "nft-ops")
+}
+
+// BenchmarkPartialOneChange: the CPU cost of a partial sync at 10k Service
+// ports when one endpoint of one Service moved (before nft runs).
+func BenchmarkPartialOneChange(b *testing.B) {
+	ports := benchPorts(10_000, 10)
+	cfg := testConfig(knftables.IPv4Family)
+	cfg.Node = "node-0"
+	fake := knftables.NewFake(knftables.IPv4Family, TableName)
+	st, err := Recreate(fake.NewTransaction(), cfg, ports)
+	if err != nil {
+		b.Fatal(err)
+	}
+	changed := slices.Clone(ports)
+	changed[4321].Endpoints = slices.Clone(changed[4321].Endpoints)
+	changed[4321].Endpoints[0].Addr = netip.MustParseAddr("10.244.250.1")
+	b.ReportAllocs()
+	b.ResetTimer()
+	// Partial updates the State: alternate between the two versions so
+	// every round has one change to write.
+	versions := [][]ServicePort{changed, ports}
+	var ops, i int
+	for b.Loop() {
+		tx := fake.NewTransaction()
+		if st, err = Partial(tx, st, cfg, versions[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 		ops = tx.NumOperations()
 	}
 	b.ReportMetric(float64(ops), "nft-ops")

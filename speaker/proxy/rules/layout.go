@@ -87,10 +87,13 @@ func fixedChains(f family) []chainSpec {
 
 		// regular chains
 		{name: chainServices, rules: []string{
+			daddrKey + " @" + setExternalMasq + " jump " + chainMarkForMasquerade,
+			nodePort + " @" + setNodePortMasq + " jump " + chainMarkForMasquerade,
 			daddrKey + " vmap @" + mapServiceIPs,
 			nodePort + " vmap @" + mapServiceNodePorts,
 		}},
 		{name: chainMasquerading, rules: []string{
+			"ct status dnat " + f.ip + " saddr . " + f.ip + " daddr @" + setHairpin + " jump " + chainMarkForMasquerade,
 			"meta mark & " + masqueradeMark + " == 0 return",
 			"meta mark set meta mark ^ " + masqueradeMark,
 			"masquerade fully-random",
@@ -118,6 +121,9 @@ func fixedSetsAndMaps(f family) ([]*knftables.Set, []*knftables.Map) {
 		{Name: setFirewallIPs, Type: svcKey, Comment: comment("LoadBalancer IPs with loadBalancerSourceRanges")},
 		{Name: setFirewallAllow, Type: svcKey + " . " + f.addrType, Flags: []knftables.SetFlag{knftables.IntervalFlag},
 			Comment: comment("allowed sources per LoadBalancer IP")},
+		{Name: setExternalMasq, Type: svcKey, Comment: comment("LoadBalancer IPs and externalIPs with externalTrafficPolicy Cluster")},
+		{Name: setNodePortMasq, Type: "inet_proto . inet_service", Comment: comment("NodePorts with externalTrafficPolicy Cluster")},
+		{Name: setHairpin, Type: f.addrType + " . " + f.addrType, Comment: comment("endpoint . itself: hairpin traffic to masquerade")},
 	}
 	maps := []*knftables.Map{
 		{Name: mapServiceIPs, Type: svcKey + " : verdict", Comment: comment("ClusterIP, LoadBalancer IP and externalIP dispatch")},

@@ -50,6 +50,16 @@ const (
 	setNodePortIPs = "nodeport-ips"
 	// setPodCIDRs holds Config.PodCIDRs.
 	setPodCIDRs = "pod-cidrs"
+	// setExternalMasq: addr . proto . port of LoadBalancer IPs and
+	// externalIPs with eTP Cluster, setNodePortMasq: proto . port of their
+	// NodePorts. Traffic to them is marked for masquerade before dispatch:
+	// the endpoint may be on another node and must answer through this one.
+	setExternalMasq = "external-masquerade"
+	setNodePortMasq = "nodeport-masquerade"
+	// setHairpin holds "E . E" for every endpoint address E: a packet from
+	// an endpoint DNATed to itself (a pod reaching its own Service) is
+	// masqueraded, or the pod would answer itself from its own address.
+	setHairpin = "hairpin"
 	// setFirewallIPs: addr . proto . port of LoadBalancer IPs with
 	// loadBalancerSourceRanges; setFirewallAllow: the same plus an allowed
 	// source prefix.
@@ -62,8 +72,7 @@ const (
 const (
 	prefixService  = "svc-" // all usable endpoints (cluster policy)
 	prefixLocal    = "loc-" // endpoints on this node (local policy)
-	prefixExternal = "ext-" // entry for LB IPs, externalIPs and NodePorts
-	prefixEndpoint = "ep-"  // one endpoint: hairpin, affinity, DNAT
+	prefixExternal = "ext-" // eTP Local entry for LB IPs, externalIPs and NodePorts
 	prefixAffinity = "aff-" // sessionAffinity ClientIP memory of one endpoint
 )
 

@@ -35,26 +35,29 @@ type plan struct {
 
 type endpoint struct {
 	addr     netip.AddrPort
-	chain    string // ep-…
 	affinity string // aff-… set, "" without sessionAffinity
 }
 
 // hasExternal reports whether anything outside the ClusterIP is exposed.
 func (p *plan) hasExternal() bool { return len(p.external) > 0 || p.nodePort != 0 }
 
-// needsSvcChain: the cluster-wide dispatch chain serves ClusterIP traffic
+// needsSvcChain: the cluster-wide endpoint chain serves ClusterIP traffic
 // (iTP Cluster), external traffic (eTP Cluster) and short-circuited
 // in-cluster traffic to external addresses (eTP Local).
 func (p *plan) needsSvcChain() bool {
 	return len(p.cluster) > 0 && (!p.internalLocal || p.hasExternal())
 }
 
-// needsLocChain: the node-local dispatch chain.
+// needsLocChain: the node-local endpoint chain.
 func (p *plan) needsLocChain() bool {
 	return len(p.local) > 0 && (p.internalLocal || (p.hasExternal() && p.externalLocal))
 }
 
-func (p *plan) needsExtChain() bool { return len(p.cluster) > 0 && p.hasExternal() }
+// needsExtChain: only eTP Local needs an entry chain of its own (the source
+// decides between local and cluster endpoints); eTP Cluster external
+// traffic is marked for masquerade by the services chain and goes straight
+// to the cluster chain.
+func (p *plan) needsExtChain() bool { return len(p.cluster) > 0 && p.hasExternal() && p.externalLocal }
 
 // internalVerdict is what ClusterIP traffic gets in the service-ips map
 // (dispatch != "") or in the no-endpoint-services map (filter != "").
@@ -81,36 +84,13 @@ func (p *plan) externalVerdict() (dispatch, filter string) {
 	switch {
 	case len(p.cluster) == 0:
 		return "", verdictReject
-	case p.externalLocal && len(p.local) == 0:
+	case !p.externalLocal:
+		return "goto " + p.svcChain, ""
+	case len(p.local) == 0:
 		return "goto " + p.extChain, verdictDrop
 	default:
 		return "goto " + p.extChain, ""
 	}
-}
-
-// makePlans validates ports and reduces them to plans, sorted by key. Ports
-// without a ClusterIP of this family (headless, or single-stack of the other
-// family) are left out.
-func makePlans(f family, cfg Config, ports []ServicePort) ([]plan, error) {
-	plans := make([]plan, 0, len(ports))
-	for i := range ports {
-		sp := &ports[i]
-		if err := validatePort(sp); err != nil {
-			return nil, fmt.Errorf("service port %s: %w", sp.Key(), err)
-		}
-		p := makePlan(f, cfg, sp)
-		if len(p.clusterIPs) == 0 {
-			continue
-		}
-		plans = append(plans, p)
-	}
-	slices.SortFunc(plans, func(a, b plan) int { return cmp.Compare(a.key, b.key) })
-	for i := 1; i < len(plans); i++ {
-		if plans[i].key == plans[i-1].key {
-			return nil, fmt.Errorf("service port %s listed twice", plans[i].key)
-		}
-	}
-	return plans, nil
 }
 
 func validatePort(sp *ServicePort) error {
@@ -168,10 +148,11 @@ func (p *plan) endpoints(f family, addrs []netip.AddrPort, known []endpoint) []e
 			eps[i] = known[j]
 			continue
 		}
-		s := ap.String()
-		eps[i] = endpoint{addr: ap, chain: hashedName(prefixEndpoint, f.nft, p.key, s)}
+		eps[i] = endpoint{addr: ap}
 		if p.affinity > 0 {
-			eps[i].affinity = hashedName(prefixAffinity, f.nft, p.key, s)
+			// The timeout is part of the name: a set's timeout cannot be
+			// changed in place, so a new timeout is a new set.
+			eps[i].affinity = hashedName(prefixAffinity, f.nft, p.key, ap.String(), p.affinity.String())
 		}
 	}
 	return eps

@@ -168,26 +168,17 @@ func summarise(states []state) string {
 }
 
 // loadAffinity fills the affinity memory for pkt.sticky: the sets updated
-// by the endpoint chain that DNATs to it.
+// by the rules that DNAT to it.
 func (tr *tracer) loadAffinity(pkt packet) {
 	tr.memory = map[string]bool{}
 	if !pkt.sticky.IsValid() {
 		return
 	}
 	for _, ch := range tr.table.Chains {
-		var sets []string
-		target := false
 		for _, r := range ch.Rules {
-			if m := reUpdate.FindStringSubmatch(r.Rule); m != nil {
-				sets = append(sets, m[1])
-			}
-			if m := reDNAT.FindStringSubmatch(r.Rule); m != nil && m[2] == pkt.sticky.String() {
-				target = true
-			}
-		}
-		if target {
-			for _, s := range sets {
-				tr.memory[s+" "+pkt.src.String()] = true
+			u, d := reUpdate.FindStringSubmatch(r.Rule), reDNAT.FindStringSubmatch(r.Rule)
+			if u != nil && d != nil && d[2] == pkt.sticky.String() {
+				tr.memory[u[1]+" "+pkt.src.String()] = true
 			}
 		}
 	}
@@ -205,23 +196,27 @@ var (
 	reFibLocal    = regexp.MustCompile(`^fib saddr type local `)
 	reMarkClear   = regexp.MustCompile(`^meta mark & 0x00004000 == 0 `)
 	reL4proto     = regexp.MustCompile(`^meta l4proto (tcp|udp|sctp) `)
+	rePortSet     = regexp.MustCompile(`^meta l4proto \. th dport @(\S+) `)
+	reCtDNAT      = regexp.MustCompile(`^ct status dnat `)
+	rePairSet     = regexp.MustCompile(`^ip6? saddr \. ip6? daddr @(\S+) `)
+	reNumgenCmp   = regexp.MustCompile(`^numgen random mod (\d+) == 0 `)
 
 	reSvcVmap   = regexp.MustCompile(`^ip6? daddr \. meta l4proto \. th dport vmap @(\S+)$`)
 	rePortVmap  = regexp.MustCompile(`^meta l4proto \. th dport vmap @(\S+)$`)
 	reJumpGoto  = regexp.MustCompile(`^(jump|goto) (\S+)$`)
-	reNumgen    = regexp.MustCompile(`^numgen random mod (\d+) vmap \{ (.*) \}$`)
-	reUpdate    = regexp.MustCompile(`update @(\S+) \{ ip6? saddr \}$`)
+	reUpdate    = regexp.MustCompile(`update @(\S+) \{ ip6? saddr \}`)
 	reDNAT      = regexp.MustCompile(`(^|\s)dnat to (\S+)$`)
 	reMarkSet   = regexp.MustCompile(`^meta mark set meta mark \| 0x00004000$`)
 	reMarkXor   = regexp.MustCompile(`^meta mark set meta mark \^ 0x00004000$`)
 	reMasq      = regexp.MustCompile(`^masquerade fully-random$`)
 	reTerminal  = regexp.MustCompile(`^(drop|reject|reject with tcp reset|return)$`)
-	reUpdateAll = regexp.MustCompile(`^update @(\S+) \{ ip6? saddr \}$`)
+	reUpdateAll = regexp.MustCompile(`^update @(\S+) \{ ip6? saddr \} `)
 	reDNATAll   = regexp.MustCompile(`^dnat to (\S+)$`)
 )
 
 // run executes chain from rule index i; it returns the branches leaving the
-// chain, verdict "" meaning "fell off the end / returned".
+// chain, verdict "" meaning "fell off the end / returned". A rule with a
+// numgen condition forks: one branch takes it, the other goes on.
 func (tr *tracer) run(chain string, i int, st state) []state {
 	tr.t.Helper()
 	ch := tr.table.Chains[chain]
@@ -230,40 +225,51 @@ func (tr *tracer) run(chain string, i int, st state) []state {
 	}
 	for ; i < len(ch.Rules); i++ {
 		rule := ch.Rules[i].Rule
-		stmt, ok := tr.match(rule, &st)
+		matched := st
+		stmt, ok, fork := tr.match(rule, &matched)
 		if !ok {
 			continue
 		}
-		verb, target, branches := tr.statement(chain, rule, stmt, &st)
-		switch verb {
-		case "continue":
-			continue
-		case "stop":
-			return []state{st}
-		case "goto":
-			var out []state
-			for _, t := range target {
-				out = append(out, tr.run(t, 0, branches)...)
-			}
-			return out
-		case "jump":
-			var out []state
-			for _, b := range tr.run(target[0], 0, branches) {
-				if b.verdict != "" {
-					out = append(out, b)
-					continue
-				}
-				out = append(out, tr.run(chain, i+1, b)...)
-			}
-			return out
+		out := tr.step(chain, i, rule, stmt, matched)
+		if fork {
+			out = append(out, tr.run(chain, i+1, st)...)
 		}
+		return out
 	}
 	return []state{st}
 }
 
+// step executes the statement of rule i of chain, then the rest of the
+// chain as the statement's verb requires.
+func (tr *tracer) step(chain string, i int, rule, stmt string, st state) []state {
+	verb, target, next := tr.statement(chain, rule, stmt, &st)
+	switch verb {
+	case "continue":
+		return tr.run(chain, i+1, next)
+	case "goto":
+		var out []state
+		for _, t := range target {
+			out = append(out, tr.run(t, 0, next)...)
+		}
+		return out
+	case "jump":
+		var out []state
+		for _, b := range tr.run(target[0], 0, next) {
+			if b.verdict != "" {
+				out = append(out, b)
+				continue
+			}
+			out = append(out, tr.run(chain, i+1, b)...)
+		}
+		return out
+	}
+	return []state{next} // stop
+}
+
 // match consumes the match expressions at the start of rule and returns the
-// remaining statement, or ok=false if a match fails.
-func (tr *tracer) match(rule string, st *state) (stmt string, ok bool) {
+// remaining statement, or ok=false if a match fails. fork reports a numgen
+// condition, assumed true here.
+func (tr *tracer) match(rule string, st *state) (stmt string, ok, fork bool) {
 	rest := rule + " "
 	src, dst := st.pkt.src, st.dst()
 	svcKey := []string{dst.String(), st.pkt.proto.String(), strconv.Itoa(int(st.pkt.dport))}
@@ -292,11 +298,22 @@ func (tr *tracer) match(rule string, st *state) (stmt string, ok bool) {
 			hit = !st.mark
 		case consume(&rest, reL4proto, &m):
 			hit = m[1] == st.pkt.proto.String()
+		case consume(&rest, rePortSet, &m):
+			hit = tr.inSet(m[1], svcKey[1:])
+		case consume(&rest, reCtDNAT, &m):
+			hit = st.dnat.IsValid()
+		case consume(&rest, rePairSet, &m):
+			hit = tr.inSet(m[1], []string{src.String(), dst.String()})
+		case consume(&rest, reNumgenCmp, &m):
+			if n, _ := strconv.Atoi(m[1]); n < 2 {
+				tr.t.Fatalf("tracer: %q: numgen modulus below 2", rule)
+			}
+			fork = true
 		default:
-			return strings.TrimSpace(rest), true
+			return strings.TrimSpace(rest), true, fork
 		}
 		if !hit {
-			return "", false
+			return "", false, false
 		}
 	}
 }
@@ -324,24 +341,9 @@ func (tr *tracer) statement(chain, rule, stmt string, st *state) (verb string, t
 		verdict = tr.lookupMap(reSvcVmap.FindStringSubmatch(stmt)[1], st.dst().String(), st.pkt.proto.String(), dport)
 	case rePortVmap.MatchString(stmt):
 		verdict = tr.lookupMap(rePortVmap.FindStringSubmatch(stmt)[1], st.pkt.proto.String(), dport)
-	case reNumgen.MatchString(stmt):
-		m := reNumgen.FindStringSubmatch(stmt)
-		n, _ := strconv.Atoi(m[1])
-		elems := strings.Split(m[2], " , ")
-		if len(elems) != n {
-			tr.t.Fatalf("tracer: numgen mod %d with %d elements in %q", n, len(elems), rule)
-		}
-		var targets []string
-		for i, e := range elems {
-			idx, v, _ := strings.Cut(e, " : ")
-			if idx != strconv.Itoa(i) {
-				tr.t.Fatalf("tracer: numgen element %q out of order in %q", e, rule)
-			}
-			targets = append(targets, strings.TrimPrefix(v, "goto "))
-		}
-		return "goto", targets, *st
 	case reUpdateAll.MatchString(stmt):
-		return "continue", nil, *st
+		// The set update is memory the tracer models per packet (sticky).
+		return tr.statement(chain, rule, strings.TrimPrefix(stmt, reUpdateAll.FindString(stmt)), st)
 	case reDNATAll.MatchString(stmt):
 		ap, err := netip.ParseAddrPort(reDNATAll.FindStringSubmatch(stmt)[1])
 		if err != nil {

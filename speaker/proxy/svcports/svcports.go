@@ -42,7 +42,8 @@ func ServicePorts(family knftables.Family, svcs []corev1.Service, slices_ []disc
 		key := types.NamespacedName{Namespace: s.Namespace, Name: name}
 		bySvc[key] = append(bySvc[key], s)
 	}
-	var out []rules.ServicePort
+	out := make([]rules.ServicePort, 0, len(svcs))
+	seen := map[netip.AddrPort]bool{} // scratch for endpoints, cleared per port
 	for i := range svcs {
 		svc := &svcs[i]
 		if svc.Spec.Type == corev1.ServiceTypeExternalName {
@@ -88,12 +89,23 @@ func ServicePorts(family knftables.Family, svcs []corev1.Service, slices_ []disc
 					p.AffinityTimeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
 				}
 			}
-			p.Endpoints = endpoints(bySvc[key], sp)
+			p.Endpoints = endpoints(bySvc[key], sp, seen)
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b rules.ServicePort) int { return cmp.Compare(a.Key(), b.Key()) })
-	return out
+	// Sorted by key, each key computed once (a sort calling Key per comparison allocates
+	// half a million strings at 10k Services).
+	keys := make([]string, len(out))
+	idx := make([]int, len(out))
+	for i := range out {
+		keys[i], idx[i] = out[i].Key(), i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	sorted := make([]rules.ServicePort, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	return sorted
 }
 
 func clusterIPsOf(svc *corev1.Service) []string {
@@ -106,9 +118,10 @@ func clusterIPsOf(svc *corev1.Service) []string {
 	return nil
 }
 
-// endpoints collects the endpoints serving port sp, one per address and port.
-func endpoints(eps []*discoveryv1.EndpointSlice, sp corev1.ServicePort) []rules.Endpoint {
-	seen := map[netip.AddrPort]bool{}
+// endpoints collects the endpoints serving port sp, one per address and port; seen is
+// scratch space.
+func endpoints(eps []*discoveryv1.EndpointSlice, sp corev1.ServicePort, seen map[netip.AddrPort]bool) []rules.Endpoint {
+	clear(seen)
 	var out []rules.Endpoint
 	for _, s := range eps {
 		port, ok := slicePort(s, sp)

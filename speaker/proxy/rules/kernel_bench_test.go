@@ -1,0 +1,151 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/knftables"
+)
+
+// Kernel benchmarks: the real nft in a network namespace of their own, as the speaker runs
+// it (docs/performance.md, "Proxy core"). Each reports the median of its rounds as
+// median-ms/op besides Go's mean. Run as root:
+//
+//	go test ./speaker/proxy/rules -run '^$' -bench Kernel -benchtime 10x -count 3
+
+func BenchmarkKernelPartial1k(b *testing.B)  { benchKernelPartial(b, 1_000) }
+func BenchmarkKernelPartial10k(b *testing.B) { benchKernelPartial(b, 10_000) }
+
+// benchKernelPartial programs n Services x 10 endpoints, then times partial syncs that each
+// move one endpoint of one Service: generation, diff and the nft run.
+func benchKernelPartial(b *testing.B, n int) {
+	h := kernelNS(b, "ilbt-nft-bench")
+	ports := benchPorts(n, 10)
+	cfg := testConfig(knftables.IPv4Family)
+	cfg.Node = "node-0"
+	err := h.Do(func() error {
+		nft, err := knftables.New(knftables.IPv4Family, TableName)
+		if err != nil {
+			return err
+		}
+		ctx := context.Background()
+		tx := nft.NewTransaction()
+		st, err := Recreate(tx, cfg, ports)
+		if err != nil {
+			return err
+		}
+		if err := nft.Run(ctx, tx); err != nil {
+			return fmt.Errorf("load %d Services: %w", n, err)
+		}
+		var rounds, cpus []time.Duration
+		b.ResetTimer()
+		i := 0
+		for b.Loop() {
+			start, cpu0 := time.Now(), cpuTime()
+			changed := slices.Clone(ports)
+			k := (i * 7919) % n // a different Service each round
+			changed[k].Endpoints = slices.Clone(changed[k].Endpoints)
+			changed[k].Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 250, byte(i >> 8), byte(i)})
+			tx := nft.NewTransaction()
+			if st, err = Partial(tx, st, cfg, changed); err != nil {
+				return err
+			}
+			if err := nft.Run(ctx, tx); err != nil {
+				return fmt.Errorf("partial sync: %w", err)
+			}
+			ports = changed
+			rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+			i++
+		}
+		reportMedian(b, rounds, cpus)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkKernelFull10k times full syncs (rules.Recreate) of 10k Services x 10 endpoints:
+// "first" into an empty namespace (a speaker's first start on a node), "recreate" over the
+// loaded table (the periodic resync, a restart, a resync after a failure). Each includes
+// generation and the nft run.
+func BenchmarkKernelFull10k(b *testing.B) {
+	ports := benchPorts(10_000, 10)
+	cfg := testConfig(knftables.IPv4Family)
+	cfg.Node = "node-0"
+	for _, mode := range []string{"first", "recreate"} {
+		inPlace := mode != "first"
+		b.Run(mode, func(b *testing.B) {
+			h := kernelNS(b, "ilbt-nft-bench")
+			err := h.Do(func() error {
+				ctx := context.Background()
+				var rounds, cpus []time.Duration
+				for b.Loop() {
+					if !inPlace {
+						b.StopTimer()
+						if err := flushRuleset(); err != nil {
+							return err
+						}
+						b.StartTimer()
+					}
+					start, cpu0 := time.Now(), cpuTime()
+					nft, err := knftables.New(knftables.IPv4Family, TableName)
+					if err != nil {
+						return err
+					}
+					tx := nft.NewTransaction()
+					if _, err := Recreate(tx, cfg, ports); err != nil {
+						return err
+					}
+					if err := nft.Run(ctx, tx); err != nil {
+						return fmt.Errorf("full sync: %w", err)
+					}
+					rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+				}
+				reportMedian(b, rounds, cpus)
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// flushRuleset empties the calling thread's namespace (nft inherits it).
+func flushRuleset() error {
+	if out, err := exec.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
+		return fmt.Errorf("nft flush ruleset: %w: %s", err, out)
+	}
+	return nil
+}
+
+// reportMedian reports the median wall time of the rounds and the median CPU time they cost
+// (this process plus the nft processes it ran, user and system): on a shared machine the
+// wall time includes waiting for a CPU, the CPU time does not.
+func reportMedian(b *testing.B, rounds, cpus []time.Duration) {
+	med := func(d []time.Duration) float64 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return float64(s[len(s)/2].Microseconds()) / 1000
+	}
+	if len(rounds) > 0 {
+		b.ReportMetric(med(rounds), "median-ms/op")
+		b.ReportMetric(med(cpus), "median-cpu-ms/op")
+	}
+}
+
+// cpuTime is the CPU time used so far by this process and its waited-for children.
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+}

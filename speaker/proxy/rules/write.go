@@ -1,0 +1,176 @@
+package rules
+
+import (
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+)
+
+// writeAll writes a full sync: the table deleted and added again, the
+// skeleton, every port's chains and sets, and every element.
+func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemOut) {
+	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
+	tx.Add(table)
+	tx.Delete(&knftables.Table{})
+	tx.Add(table)
+	fixed := fixedChains(f)
+	for _, c := range fixed {
+		ch := &knftables.Chain{Name: c.name}
+		if c.hook != "" {
+			ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
+		}
+		tx.Add(ch)
+	}
+	sets, maps := fixedSetsAndMaps(f)
+	for _, s := range sets {
+		tx.Add(s)
+	}
+	for _, m := range maps {
+		tx.Add(m)
+	}
+	for i := range outs {
+		for _, c := range outs[i].chains {
+			tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
+		}
+		for _, s := range outs[i].sets {
+			tx.Add(s)
+		}
+	}
+	for _, c := range fixed {
+		for _, r := range c.rules {
+			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+		}
+	}
+	for i := range outs {
+		for _, c := range outs[i].chains {
+			addRules(tx, &c)
+		}
+	}
+	for i := range elems {
+		tx.Add(elems[i].object())
+	}
+}
+
+func addRules(tx *knftables.Transaction, c *chainOut) {
+	for _, r := range c.rules {
+		tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+	}
+}
+
+// diff collects what a partial sync changes, so it can be written in an
+// order the kernel accepts: nothing may refer to a chain or set that does
+// not exist (yet, or any more).
+type diff struct {
+	newChains     []*chainOut // added, then filled
+	changedChains []*chainOut // flushed, then refilled
+	goneChains    []string    // flushed, then deleted
+	newSets       []*knftables.Set
+	goneSets      []string
+	delElems      []elemOut // before anything else: they refer to chains
+	addElems      []elemOut // once the chains they refer to exist
+}
+
+// port records the change of one Service port from old to cur (either may
+// be nil: added or removed).
+func (d *diff) port(old, cur *portOut) {
+	oldChains := map[string]*chainOut{}
+	oldSets := map[string]bool{}
+	if old != nil {
+		for i := range old.chains {
+			oldChains[old.chains[i].name] = &old.chains[i]
+		}
+		for _, s := range old.sets {
+			oldSets[s.Name] = true
+		}
+	}
+	if cur != nil {
+		for i := range cur.chains {
+			c := &cur.chains[i]
+			o, ok := oldChains[c.name]
+			delete(oldChains, c.name)
+			switch {
+			case !ok:
+				d.newChains = append(d.newChains, c)
+			case o.comment != c.comment || !slices.Equal(o.rules, c.rules):
+				d.changedChains = append(d.changedChains, c)
+			}
+		}
+		for _, s := range cur.sets {
+			if !oldSets[s.Name] {
+				d.newSets = append(d.newSets, s)
+			}
+			delete(oldSets, s.Name)
+		}
+	}
+	for name := range oldChains {
+		d.goneChains = append(d.goneChains, name)
+	}
+	for name := range oldSets {
+		d.goneSets = append(d.goneSets, name)
+	}
+}
+
+// elements records the element changes of one claim from prev to next. A
+// changed value is a delete and an add: nft refuses to add a key with
+// another value.
+func (d *diff) elements(prev, next []elemOut) {
+	find := func(es []elemOut, id string) *elemOut {
+		for i := range es {
+			if es[i].id == id {
+				return &es[i]
+			}
+		}
+		return nil
+	}
+	for _, e := range prev {
+		if n := find(next, e.id); n == nil || !slices.Equal(n.value, e.value) {
+			d.delElems = append(d.delElems, e)
+		}
+	}
+	for _, e := range next {
+		if p := find(prev, e.id); p == nil || !slices.Equal(p.value, e.value) {
+			d.addElems = append(d.addElems, e)
+		}
+	}
+}
+
+func (d *diff) write(tx *knftables.Transaction) {
+	// Sorted so that a transaction is reproducible (logs, tests).
+	byID := func(a, b elemOut) int { return strings.Compare(a.id, b.id) }
+	slices.SortFunc(d.delElems, byID)
+	slices.SortFunc(d.addElems, byID)
+	slices.Sort(d.goneChains)
+	slices.Sort(d.goneSets)
+
+	for i := range d.delElems {
+		tx.Delete(d.delElems[i].object())
+	}
+	for _, c := range d.newChains {
+		tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
+	}
+	for _, s := range d.newSets {
+		tx.Add(s)
+	}
+	for _, c := range d.changedChains {
+		tx.Flush(&knftables.Chain{Name: c.name})
+	}
+	for _, name := range d.goneChains {
+		tx.Flush(&knftables.Chain{Name: name})
+	}
+	for _, c := range d.newChains {
+		addRules(tx, c)
+	}
+	for _, c := range d.changedChains {
+		addRules(tx, c)
+	}
+	for i := range d.addElems {
+		tx.Add(d.addElems[i].object())
+	}
+	for _, name := range d.goneChains {
+		tx.Delete(&knftables.Chain{Name: name})
+	}
+	for _, name := range d.goneSets {
+		tx.Delete(&knftables.Set{Name: name})
+	}
+}
