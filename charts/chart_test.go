@@ -372,6 +372,26 @@ speaker:
 		},
 	},
 	{
+		// BGP runs by default (with sessions only where BGPPeers select the node); off passes
+		// --bgp=false and changes nothing else.
+		name: "bgp off", apply: true,
+		values: "bgp: {enabled: false}\n",
+		want:   concat(baseObjects, speakerObjects),
+		check: func(t *testing.T, m manifests) {
+			var ds appsv1.DaemonSet
+			m.get(t, "DaemonSet/"+speakerName, &ds)
+			args := ds.Spec.Template.Spec.Containers[0].Args
+			if !slices.Contains(args, "--bgp=false") {
+				t.Errorf("speaker args %v lack --bgp=false", args)
+			}
+			var def appsv1.DaemonSet
+			mustRender(t, "").get(t, "DaemonSet/"+speakerName, &def)
+			if slices.ContainsFunc(def.Spec.Template.Spec.Containers[0].Args, func(a string) bool { return strings.HasPrefix(a, "--bgp") }) {
+				t.Errorf("default speaker args %v pass a --bgp flag; BGP is on by default", def.Spec.Template.Spec.Containers[0].Args)
+			}
+		},
+	},
+	{
 		// The reserved switches are accepted and change nothing yet.
 		name: "bgp on, l2 off", apply: true,
 		values: "bgp: {enabled: true}\nl2: {enabled: false}\n",

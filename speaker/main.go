@@ -1,5 +1,6 @@
 // Command speaker is ironlb's per-node agent: it makes the LoadBalancer IPs this node owns
-// reachable from the LAN (ARP/NDP answers in layer 2 mode). See docs/speaker.md.
+// reachable from the LAN: ARP/NDP answers in layer 2 mode, routes over BGP in BGP mode. See
+// docs/speaker.md and docs/bgp.md.
 package main
 
 import (
@@ -37,6 +38,7 @@ func main() {
 	flag.IntVar(&m.SuspicionMult, "memberlist-suspicion-mult", membership.DefaultSuspicionMult, "how many probe intervals a suspect may refute before it is dead")
 	excluded := flag.String("excluded-interfaces", "", "comma-separated interface name prefixes never answered on; empty uses the built-in list (docker, veth, cali, ...)")
 	flag.DurationVar(&cfg.AnnounceRefresh, "announce-refresh", 0, "re-announce owned VIPs this often for switches whose tables age out; 0 disables")
+	bgpOn := flag.Bool("bgp", true, "run BGP mode: open sessions to the BGPPeers that select this node and announce to them; false ignores BGPPeers")
 	flag.StringVar(&cfg.Proxy, "proxy", "", "node-local Service proxy: nftables, or empty to leave forwarding to kube-proxy")
 	cidrs := flag.String("cluster-cidr", "", "comma-separated pod networks (with --proxy): sources inside are in-cluster")
 	flag.DurationVar(&cfg.ProxyFullSyncPeriod, "proxy-full-sync-period", time.Hour, "with --proxy: how often the whole nftables table is rewritten even without a failure")
@@ -46,6 +48,7 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	cfg.QPS = float32(*qps)
+	cfg.DisableBGP = !*bgpOn
 	cfg.Peers = app.SplitList(*peers)
 	cfg.ExcludedInterfaces = app.SplitList(*excluded)
 

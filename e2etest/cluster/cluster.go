@@ -46,7 +46,8 @@ type Config struct {
 	// PodsPerNode is the number of pod namespaces behind each node (see lab.Config); 0 means
 	// none.
 	PodsPerNode int
-	// SpeakerArgs are extra flags for every speaker, such as --proxy=nftables.
+	// SpeakerArgs are extra flags for every speaker, such as --proxy=nftables; a flag given
+	// again there wins.
 	SpeakerArgs []string
 }
 

@@ -31,6 +31,11 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/scheme"
+	"github.com/ironlb/ironlb/speaker/bfd"
+	"github.com/ironlb/ironlb/speaker/bgp"
+	"github.com/ironlb/ironlb/speaker/bgp/gobgp"
+	"github.com/ironlb/ironlb/speaker/bgpannounce"
+	"github.com/ironlb/ironlb/speaker/bgpannounce/plan"
 	"github.com/ironlb/ironlb/speaker/ifaces"
 	"github.com/ironlb/ironlb/speaker/l2"
 	"github.com/ironlb/ironlb/speaker/l2announce"
@@ -79,6 +84,18 @@ type Config struct {
 	// Registry receives the metrics. Default controller-runtime's registry, which the metrics
 	// server serves.
 	Registry prometheus.Registerer
+
+	// DisableBGP turns BGP mode off: BGPPeers selecting this node are ignored. Default false
+	// (flag --bgp=true): BGP runs, and opens sessions only to the BGPPeers that select the node.
+	DisableBGP bool
+	// BGPRouter replaces GoBGP (tests). Default: speaker/bgp/gobgp.
+	BGPRouter bgp.Router
+	// BGPLocalAddrs replaces the kernel lookup of this node's addresses for a session (tests).
+	// Default bgpannounce.SystemLocal.
+	BGPLocalAddrs func(peer, source netip.Addr) (plan.Local, error)
+	// BFD replaces the BFD sessions of BGPPeers with a bfdProfile (tests). Default: speaker/bfd,
+	// started only once a BGPPeer of this node has a bfdProfile.
+	BFD bgpannounce.BFD
 
 	// Proxy selects the node-local Service proxy: "nftables" runs it, "" (default) leaves
 	// forwarding to kube-proxy.
@@ -137,6 +154,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 			&v1beta1.BFDProfile{}:       {Namespaces: inNS},
 			&v1beta1.Community{}:        {Namespaces: inNS},
 			&v1beta1.ServiceL2Status{}:  {Namespaces: inNS},
+			&v1beta1.ServiceBGPStatus{}: {Namespaces: inNS},
 		}},
 	})
 	if err != nil {
@@ -208,6 +226,11 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if err := mgr.Add(ann); err != nil {
 		return fmt.Errorf("add announcer: %w", err)
 	}
+	if !cfg.DisableBGP {
+		if err := addBGP(mgr, cfg, members, reg, log); err != nil {
+			return err
+		}
+	}
 	switch cfg.Proxy {
 	case "":
 	case "nftables":
@@ -232,8 +255,57 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("Starting speaker", "namespace", cfg.Namespace, "lbClass", cfg.LBClass)
+	log.Info("Starting speaker", "namespace", cfg.Namespace, "lbClass", cfg.LBClass, "bgp", !cfg.DisableBGP)
 	return mgr.Start(ctx)
+}
+
+// addBGP adds BGP mode: the announcer with GoBGP (or cfg.BGPRouter). It opens sessions only to
+// BGPPeers that select this node, so it costs nothing where BGP is not configured.
+func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg prometheus.Registerer, log logr.Logger) error {
+	sm, err := bgp.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	am, err := bgpannounce.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	router := cfg.BGPRouter
+	if router == nil {
+		router = &gobgp.Router{Log: slog.New(logr.ToSlogHandler(log.WithName("gobgp")))}
+	}
+	bfdRunner := cfg.BFD
+	if bfdRunner == nil {
+		od := &bgpannounce.OnDemandBFD{
+			New: func() *bfd.Manager {
+				return bfd.New(bfd.Options{Logger: log.WithName("bfd"), Registerer: reg})
+			},
+			Log: log.WithName("bfd"),
+		}
+		if err := mgr.Add(od); err != nil {
+			return fmt.Errorf("add BFD: %w", err)
+		}
+		bfdRunner = od
+	}
+	ann := &bgpannounce.Announcer{
+		Client:         mgr.GetClient(),
+		Informers:      mgr.GetCache(),
+		Namespace:      cfg.Namespace,
+		NodeName:       cfg.NodeName,
+		LBClass:        cfg.LBClass,
+		Members:        members,
+		Router:         router,
+		LocalAddrs:     cfg.BGPLocalAddrs,
+		BFD:            bfdRunner,
+		Events:         mgr.GetEventRecorder("ironlb-speaker"),
+		Metrics:        am,
+		SessionMetrics: sm,
+		Log:            log.WithName("bgp"),
+	}
+	if err := mgr.Add(ann); err != nil {
+		return fmt.Errorf("add BGP announcer: %w", err)
+	}
+	return nil
 }
 
 // newMembership sets up memberlist from cfg: the key from KeyFile, seeds from Peers or the

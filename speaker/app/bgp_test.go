@@ -1,0 +1,372 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/api/v1beta2"
+	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/speaker/app"
+	"github.com/ironlb/ironlb/speaker/bfd"
+	"github.com/ironlb/ironlb/speaker/bgp"
+	"github.com/ironlb/ironlb/speaker/bgpannounce"
+	"github.com/ironlb/ironlb/speaker/bgpannounce/plan"
+)
+
+// BGP speakers run in the test process against the real API server with GoBGP replaced by
+// bgp.Fake: what is checked is the Kubernetes side (sessions from BGPPeers and Secrets, paths
+// from the plan, ServiceBGPStatus, Events, metrics). GoBGP itself is tested in
+// speaker/bgp/gobgp, the whole against FRR in e2etest.
+//
+// IP plan: pool 192.168.50.50-192.168.50.59 and fd00:50::50/124; the router is 192.168.50.1;
+// node a is 192.168.50.11 / fd00:50::11, node b .12 / ::12.
+
+type bgpSpeaker struct {
+	node    string
+	members *fakeMembers
+	router  *bgp.Fake
+	bfd     *fakeBFD
+	metrics *prometheus.Registry
+	stop    func()
+}
+
+// fakeBFD records the BFD peers the announcer sets and lets the test send events.
+type fakeBFD struct {
+	mu     sync.Mutex
+	peers  []bfd.Peer
+	events chan bfd.Event
+}
+
+func (f *fakeBFD) SetPeers(p []bfd.Peer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = slices.Clone(p)
+	return nil
+}
+
+func (f *fakeBFD) Subscribe() (<-chan bfd.Event, func()) { return f.events, func() {} }
+
+func (f *fakeBFD) get() []bfd.Peer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.peers)
+}
+
+func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMembers) *bgpSpeaker {
+	t.Helper()
+	sp := &bgpSpeaker{node: node, members: members, router: bgp.NewFake(), metrics: prometheus.NewRegistry(),
+		bfd: &fakeBFD{events: make(chan bfd.Event)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Config{
+			NodeName: node, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0",
+			Registry: sp.metrics, InProcessInstances: true,
+			Members: members, Links: fakeLinks{},
+			BGPRouter: sp.router,
+			BFD:       sp.bfd,
+			BGPLocalAddrs: func(peer, _ netip.Addr) (plan.Local, error) {
+				return plan.Local{Interface: "eth0", V4: netip.MustParseAddr(fmt.Sprintf("192.168.50.%d", octet)),
+					V6: netip.MustParseAddr(fmt.Sprintf("fd00:50::%d", octet))}, nil
+			},
+		}, env.Config)
+	}()
+	var once bool
+	sp.stop = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("speaker %s exited with: %v", node, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("speaker %s did not stop within 30s", node)
+		}
+	}
+	t.Cleanup(sp.stop)
+	return sp
+}
+
+// paths renders the paths of the speaker's session to peer ("" if no session).
+func (sp *bgpSpeaker) paths(peer string) string {
+	s := sp.router.Session(peer)
+	if s == nil {
+		return "no session"
+	}
+	var out []string
+	for _, p := range s.Paths() {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, "; ")
+}
+
+// bgpStatuses returns the namespace's ServiceBGPStatus objects as "node:ns/name:peers".
+func bgpStatuses(t *testing.T, ns string) []string {
+	var list v1beta1.ServiceBGPStatusList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatalf("list ServiceBGPStatus: %v", err)
+	}
+	var out []string
+	for _, s := range list.Items {
+		if !strings.HasPrefix(s.Name, "bgp-") || s.Labels[v1beta1.LabelNode] != s.Status.Node {
+			out = append(out, "malformed "+s.Name)
+		}
+		out = append(out, fmt.Sprintf("%s:%s/%s:%s", s.Status.Node, s.Labels[v1beta1.LabelServiceNamespace],
+			s.Labels[v1beta1.LabelServiceName], strings.Join(s.Status.Peers, ",")))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func peerEvent(t *testing.T, ns, peer, reason, text string) (bool, string) {
+	evs := &eventsv1.EventList{}
+	if err := env.Client.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+		return false, err.Error()
+	}
+	var seen []string
+	for _, e := range evs.Items {
+		if e.Regarding.Kind != "BGPPeer" {
+			continue
+		}
+		seen = append(seen, e.Reason+": "+e.Note)
+		if e.Regarding.Name == peer && e.Reason == reason && strings.Contains(e.Note, text) {
+			return true, ""
+		}
+	}
+	return false, strings.Join(seen, " | ")
+}
+
+func bgpSetup(t *testing.T, ns string) (a, b string) {
+	t.Helper()
+	ctx := context.Background()
+	a, b = ns+"-a", ns+"-b"
+	create(t,
+		&v1beta1.IPAddressPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lan"},
+			Spec: v1beta1.IPAddressPoolSpec{Addresses: []v1beta1.AddressRange{"192.168.50.50-192.168.50.59", "fd00:50::50/124"}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}, Type: corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{"password": []byte("s3cret")}},
+		&v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.1",
+				PasswordSecret: &corev1.SecretReference{Name: "md5"}}},
+		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"},
+			Spec: v1beta1.BGPAdvertisementSpec{Communities: []string{"65000:100"}}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: b}},
+	)
+	t.Cleanup(func() {
+		for _, n := range []string{a, b} {
+			_ = env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
+		}
+	})
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
+			Ports:          []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
+	create(t, svc)
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.50.50"}, {IP: "fd00:50::50"}}
+	if err := env.Client.Status().Update(ctx, svc); err != nil {
+		t.Fatalf("set Service status: %v", err)
+	}
+	create(t, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.2"}, NodeName: ptr.To(a)}},
+	})
+	return a, b
+}
+
+func update[T client.Object](t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 10*time.Second, "update "+obj.GetName(), func() (bool, string) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return false, err.Error()
+		}
+		mutate(obj)
+		if err := env.Client.Update(ctx, obj); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+// TestBGP follows a Service through BGP mode on two nodes: sessions from the BGPPeer (the
+// password from its Secret), paths with communities and an IPv6 next hop, ServiceBGPStatus and
+// Events as sessions come up or fail, eTP Local, configuration changes that reopen only what
+// changed, withdrawal, and collection of a dead node's objects.
+func TestBGP(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b))
+	sb := startBGPSpeaker(t, ns, b, 12, newMembers(a, b))
+
+	const both = "192.168.50.50/32 65000:100; fd00:50::50/128 nexthop fd00:50::%d 65000:100"
+	testenv.Eventually(t, 20*time.Second, "both nodes send both prefixes", func() (bool, string) {
+		pa, pb := sa.paths("router"), sb.paths("router")
+		return pa == fmt.Sprintf(both, 11) && pb == fmt.Sprintf(both, 12), fmt.Sprintf("a: %s | b: %s", pa, pb)
+	})
+	sess := sa.router.Session("router")
+	if c := sess.Config; c.Password != "s3cret" || c.MyASN != 64512 || c.PeerASN != 64513 || c.RouterID != netip.MustParseAddr("192.168.50.11") {
+		t.Errorf("session config %+v: want the Secret's password, the ASNs and the node's address as router ID", c)
+	}
+	// No session is up yet: statuses list the Service with no peers.
+	testenv.Eventually(t, 10*time.Second, "statuses without peers", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{a + ":" + ns + "/web:", b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+
+	sa.router.Session("router").SetStatus(bgp.Status{State: bgp.StateEstablished, LocalAddr: netip.MustParseAddr("192.168.50.11"), PeerASN: 64513})
+	sb.router.Session("router").SetStatus(bgp.Status{State: bgp.StateActive, Reason: bgp.ReasonConnectTimeout, Detail: "dial tcp 192.168.50.1:179: i/o timeout"})
+	testenv.Eventually(t, 10*time.Second, "a's status lists the router, b's not", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{a + ":" + ns + "/web:router", b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+	testenv.Eventually(t, 10*time.Second, "SessionEstablished event", func() (bool, string) {
+		return peerEvent(t, ns, "router", bgpannounce.ReasonSessionEstablished, a+": BGP session to 192.168.50.1:179 established (local address 192.168.50.11, peer AS 64513), 2 prefixes sent")
+	})
+	testenv.Eventually(t, 10*time.Second, "SessionNotEstablished event naming the MD5 password", func() (bool, string) {
+		return peerEvent(t, ns, "router", bgpannounce.ReasonSessionNotEstablished, b+": BGP session to 192.168.50.1:179 is Active: the TCP connection is not answered (dial tcp 192.168.50.1:179: i/o timeout); TCP MD5 password configured: a mismatch looks like this")
+	})
+	if v := metric(t, sb.metrics, "ironlb_bgp_session_up"); v != 0 {
+		t.Errorf("b: session_up %v, want 0", v)
+	}
+	if v := metric(t, sb.metrics, "ironlb_bgp_session_failures_total"); v != 1 {
+		t.Errorf("b: session_failures_total %v, want 1", v)
+	}
+	if v := metric(t, sa.metrics, "ironlb_bgp_prefixes_sent"); v != 2 {
+		t.Errorf("a: prefixes_sent %v, want 2", v)
+	}
+
+	// Unrelated and path-only changes keep the session; a peer change reopens it.
+	update(t, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"}}, func(adv *v1beta1.BGPAdvertisement) {
+		adv.Spec.Communities = []string{"65000:200", "large:64512:1:2"}
+	})
+	testenv.Eventually(t, 10*time.Second, "new communities", func() (bool, string) {
+		pa := sa.paths("router")
+		return strings.HasPrefix(pa, "192.168.50.50/32 65000:200 large:64512:1:2;"), pa
+	})
+	create(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"},
+		Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64512, Address: "192.168.50.2"}})
+	testenv.Eventually(t, 10*time.Second, "second peer", func() (bool, string) {
+		return sa.router.Session("other") != nil, fmt.Sprint(sa.router.Names())
+	})
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.HoldTime = &metav1.Duration{Duration: 9 * time.Second}
+	})
+	testenv.Eventually(t, 10*time.Second, "other reopened", func() (bool, string) {
+		s := sa.router.Session("other")
+		return s != nil && s.Config.HoldTime == 9*time.Second, fmt.Sprintf("opened %d times", sa.router.Opens("other"))
+	})
+	if n := sa.router.Opens("router"); n != 1 {
+		t.Errorf("router session opened %d times, want 1: changes elsewhere must not reset it", n)
+	}
+
+	// eTP Local: only the endpoint's node announces; b withdraws and drops its status.
+	update(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}, func(s *corev1.Service) {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	})
+	testenv.Eventually(t, 10*time.Second, "only a announces", func() (bool, string) {
+		pb := sb.paths("router")
+		got := bgpStatuses(t, ns)
+		return pb == "" && slices.Equal(got, []string{a + ":" + ns + "/web:router"}), fmt.Sprintf("b: %q statuses %v", pb, got)
+	})
+
+	// b dies with a status object: a, the collector, removes it once memberlist says so.
+	update(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}, func(s *corev1.Service) {
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	})
+	testenv.Eventually(t, 10*time.Second, "b announces again", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return len(got) == 2, fmt.Sprint(got)
+	})
+	sb.stop()
+	if got := bgpStatuses(t, ns); len(got) != 2 {
+		t.Fatalf("statuses %v after b stopped, want b's left behind", got)
+	}
+	sa.members.set(a)
+	testenv.Eventually(t, 10*time.Second, "dead b's status collected", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{a + ":" + ns + "/web:router"}), fmt.Sprint(got)
+	})
+
+	// BFD: a profile gives the session a BFD peer from the node's address, without reopening
+	// it; BFD going down holds the session, coming up releases it. (Echo mode cannot be tried
+	// here: MetalLB's rule refuses echo towards a peer that gets an IPv6 pool.)
+	create(t, &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fast"},
+		Spec: v1beta1.BFDProfileSpec{ReceiveInterval: ptr.To[uint32](100)}})
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.BFDProfile = "fast"
+	})
+	testenv.Eventually(t, 10*time.Second, "BFD peer", func() (bool, string) {
+		ps := sa.bfd.get()
+		return len(ps) == 1 && ps[0].Remote == netip.MustParseAddr("192.168.50.1") && ps[0].Local == netip.MustParseAddr("192.168.50.11") &&
+			ps[0].Interface == "eth0" && ps[0].Profile.ReceiveInterval == 100*time.Millisecond && ps[0].Profile.TransmitInterval == 300*time.Millisecond &&
+			ps[0].Profile.DetectMultiplier == 3, fmt.Sprintf("%+v", ps)
+	})
+	if n := sa.router.Opens("router"); n != 1 {
+		t.Errorf("router session opened %d times after adding BFD, want 1", n)
+	}
+	sa.bfd.events <- bfd.Event{Peer: netip.MustParseAddr("192.168.50.1"), Previous: bfd.Up, State: bfd.Down, RemoteState: bfd.Up, At: time.Now()}
+	testenv.Eventually(t, 10*time.Second, "session held down by BFD", func() (bool, string) {
+		on, why := sa.router.Session("router").Enabled()
+		return !on, why
+	})
+	sa.bfd.events <- bfd.Event{Peer: netip.MustParseAddr("192.168.50.1"), Previous: bfd.Init, State: bfd.Up, At: time.Now()}
+	testenv.Eventually(t, 10*time.Second, "session released", func() (bool, string) {
+		on, why := sa.router.Session("router").Enabled()
+		return on, why
+	})
+
+	// Deleting the Service withdraws.
+	if err := env.Client.Delete(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "withdrawn", func() (bool, string) {
+		pa := sa.paths("router")
+		got := bgpStatuses(t, ns)
+		return pa == "" && len(got) == 0, fmt.Sprintf("a: %q statuses %v", pa, got)
+	})
+}
+
+// metric returns the value of the only series of a gauge or counter in reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s with one series not found", name)
+	return 0
+}

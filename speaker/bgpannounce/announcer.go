@@ -1,0 +1,462 @@
+package bgpannounce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/api/v1beta2"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/configlist"
+	"github.com/ironlb/ironlb/speaker/bfd"
+	"github.com/ironlb/ironlb/speaker/bgp"
+	"github.com/ironlb/ironlb/speaker/bgpannounce/plan"
+)
+
+// Event reasons: on BGPPeers (sessions, problems) and on Services.
+const (
+	ReasonSessionEstablished    = "SessionEstablished"
+	ReasonSessionDown           = "SessionDown"
+	ReasonSessionNotEstablished = "SessionNotEstablished"
+	ReasonUnsupported           = "Unsupported"
+	ReasonNoNextHop             = "NoNextHop"
+	ReasonAnnouncing            = "AnnouncingBGP"
+
+	defaultResync           = 30 * time.Second
+	defaultRetryMin         = 100 * time.Millisecond
+	defaultRetryMax         = 10 * time.Second
+	eventBurst, eventPerSec = 100, 20
+)
+
+// Members is the memberlist view: it tells which nodes' ServiceBGPStatus objects are a dead
+// node's (internal/membership implements it). Its change signal belongs to the layer 2
+// announcer (one channel, one reader), so the BGP announcer polls: a dead node's objects are
+// collected within a second or so, and nothing in BGP waits for it.
+type Members interface {
+	Members() []string
+}
+
+// membersPoll is how often Members is read for changes.
+const membersPoll = time.Second
+
+// Informers gives the announcer the informers of its cache, to be told about changes.
+type Informers interface {
+	GetInformer(ctx context.Context, obj client.Object, opts ...crcache.InformerGetOption) (crcache.Informer, error)
+	WaitForCacheSync(ctx context.Context) bool
+}
+
+// Announcer runs this node's BGP sessions and announcements. Set the fields, then run Start.
+type Announcer struct {
+	// Client reads from the cache and writes ServiceBGPStatus objects. Required.
+	Client client.Client
+	// Informers are the cache's; every change of a watched kind triggers a sync. Required.
+	Informers Informers
+	// Namespace holds the configuration and the ServiceBGPStatus objects. Required.
+	Namespace string
+	// NodeName is this node. Required.
+	NodeName string
+	// LBClass is the spec.loadBalancerClass served; "" serves Services without one.
+	LBClass string
+	// Members is the memberlist view. Required.
+	Members Members
+	// Router opens the sessions (speaker/bgp/gobgp). Required.
+	Router bgp.Router
+	// LocalAddrs finds this node's addresses for a session. Default SystemLocal.
+	LocalAddrs func(peer, source netip.Addr) (plan.Local, error)
+	// BFD runs the BFD sessions of peers with a bfdProfile (OnDemandBFD); nil leaves them
+	// without BFD (and says so in an Event).
+	BFD BFD
+	// Events records Events on BGPPeers and Services; nil records none.
+	Events events.EventRecorder
+	// Metrics and SessionMetrics, if set, are updated.
+	Metrics        *Metrics
+	SessionMetrics *bgp.Metrics
+	// Log is the logger. Default: discard.
+	Log logr.Logger
+	// Resync is the period of an unconditional sync. Default 30s.
+	Resync time.Duration
+
+	mgr        *bgp.Manager
+	kick       func()
+	events     *rate.Limiter
+	lastConfig *config.Config
+	created    map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
+	announced  map[types.NamespacedName]bool      // Services announced at the last sync
+	said       map[string]bool                    // one-off Events already recorded, by text
+	bfdPeers   []bfd.Peer                         // as last set
+
+	mu          sync.Mutex              // guards the fields below, shared with the observer and runBFD
+	transitions []bgp.Transition        // not yet turned into Events
+	bfdNames    map[netip.Addr][]string // BGPPeer names by BFD peer address
+	nodeWarned  bool
+}
+
+// watched are the kinds whose changes trigger a sync.
+func watched() []client.Object {
+	return []client.Object{
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{},
+		&v1beta1.IPAddressPool{}, &v1beta1.BGPAdvertisement{}, &v1beta2.BGPPeer{}, &v1beta1.BFDProfile{},
+		&v1beta1.Community{}, &corev1.Secret{}, &v1beta1.ServiceBGPStatus{},
+	}
+}
+
+// Start syncs on every change until ctx ends, then closes the sessions.
+func (a *Announcer) Start(ctx context.Context) error {
+	if a.Resync == 0 {
+		a.Resync = defaultResync
+	}
+	if a.LocalAddrs == nil {
+		a.LocalAddrs = SystemLocal
+	}
+	a.events = rate.NewLimiter(eventPerSec, eventBurst)
+	a.created = map[types.NamespacedName]time.Time{}
+	a.announced = map[types.NamespacedName]bool{}
+	a.said = map[string]bool{}
+	a.bfdNames = map[netip.Addr][]string{}
+
+	trigger := make(chan struct{}, 1)
+	kick := func() {
+		select {
+		case trigger <- struct{}{}:
+		default:
+		}
+	}
+	a.kick = kick
+	a.mgr = bgp.NewManager(bgp.Options{
+		Router:   a.Router,
+		Log:      slog.New(logr.ToSlogHandler(a.Log)),
+		Metrics:  a.SessionMetrics,
+		Observer: a.observe,
+	})
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { kick() },
+		UpdateFunc: func(any, any) { kick() },
+		DeleteFunc: func(any) { kick() },
+	}
+	for _, obj := range watched() {
+		inf, err := a.Informers.GetInformer(ctx, obj, crcache.BlockUntilSynced(false))
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watch %T: %w", obj, err)
+		}
+	}
+	if !a.Informers.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	bctx, stopBFD := context.WithCancel(ctx)
+	defer stopBFD()
+	if a.BFD != nil {
+		ch, unsubscribe := a.BFD.Subscribe()
+		defer unsubscribe()
+		wg.Go(func() { a.runBFD(bctx, ch) })
+	}
+	defer a.close()
+
+	resync := time.NewTicker(a.Resync)
+	defer resync.Stop()
+	poll := time.NewTicker(membersPoll)
+	defer poll.Stop()
+	lastMembers := slices.Sorted(slices.Values(a.Members.Members()))
+	retry := time.NewTimer(0) // the first sync
+	defer retry.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-trigger:
+		case <-poll.C:
+			now := slices.Sorted(slices.Values(a.Members.Members()))
+			if slices.Equal(now, lastMembers) {
+				continue
+			}
+			lastMembers = now
+		case <-resync.C:
+		case <-retry.C:
+		}
+		a.recordTransitions(ctx)
+		if err := a.sync(ctx); err != nil {
+			backoff = min(max(2*backoff, defaultRetryMin), defaultRetryMax)
+			a.Log.Error(err, "BGP sync failed; retrying", "retryIn", backoff)
+			a.Metrics.syncError()
+			retry.Reset(backoff)
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// close ends the sessions when the speaker stops. Sessions with graceful restart are left to
+// the process exit: the peer then sees the TCP connection drop without a NOTIFICATION and keeps
+// our routes for the restart time, which is the point of graceful restart.
+func (a *Announcer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kept, err := a.mgr.Close(ctx, func(c bgp.PeerConfig) bool { return c.GracefulRestart })
+	if err != nil {
+		a.Log.Error(err, "Closing BGP sessions failed")
+	}
+	for _, name := range kept {
+		a.Log.Info("Leaving the BGP session to the process exit for graceful restart", "peer", name)
+	}
+}
+
+// observe receives session transitions from the Manager (on the Router's goroutine): it keeps
+// them for recordTransitions and wakes the loop, whose sync also updates the statuses.
+func (a *Announcer) observe(t bgp.Transition) {
+	a.mu.Lock()
+	a.transitions = append(a.transitions, t)
+	a.mu.Unlock()
+	a.kick()
+}
+
+// recordTransitions turns session transitions into Events on the BGPPeer: established, down
+// (with why), and, while not established, each new reason.
+func (a *Announcer) recordTransitions(ctx context.Context) {
+	a.mu.Lock()
+	ts := a.transitions
+	a.transitions = nil
+	a.mu.Unlock()
+	for _, t := range ts {
+		from, to := t.From, t.To
+		switch {
+		case to.State == bgp.StateEstablished && from.State != bgp.StateEstablished:
+			a.peerEvent(ctx, t.Config.Name, corev1.EventTypeNormal, ReasonSessionEstablished,
+				"%s: BGP session to %s established (local address %s, peer AS %d), %d prefixes sent",
+				a.NodeName, t.Config.Target(), to.LocalAddr, to.PeerASN, t.PrefixesSent)
+		case from.State == bgp.StateEstablished:
+			a.peerEvent(ctx, t.Config.Name, corev1.EventTypeWarning, ReasonSessionDown,
+				"%s: %s, after %s established", a.NodeName, bgp.Explain(t.Config, to), t.At.Sub(t.Since).Round(time.Second))
+		case to.Reason != bgp.ReasonNone && (to.Reason != from.Reason || to.Detail != from.Detail):
+			a.peerEvent(ctx, t.Config.Name, corev1.EventTypeWarning, ReasonSessionNotEstablished,
+				"%s: %s", a.NodeName, bgp.Explain(t.Config, to))
+		}
+	}
+}
+
+// sync computes the plan from the caches and makes the sessions, BFD and statuses follow.
+func (a *Announcer) sync(ctx context.Context) error {
+	cfg, err := a.config(ctx)
+	if err != nil {
+		return err
+	}
+	var svcs corev1.ServiceList
+	var eps discoveryv1.EndpointSliceList
+	for _, l := range []client.ObjectList{&svcs, &eps} {
+		if err := a.Client.List(ctx, l); err != nil {
+			return fmt.Errorf("list %T: %w", l, err)
+		}
+	}
+	node := &corev1.Node{}
+	if err := a.Client.Get(ctx, client.ObjectKey{Name: a.NodeName}, node); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get node %s: %w", a.NodeName, err)
+		}
+		node = nil
+		a.mu.Lock()
+		warn := !a.nodeWarned
+		a.nodeWarned = true
+		a.mu.Unlock()
+		if warn {
+			a.Log.Info("Node object not found: no BGP sessions until it exists (peer and advertisement nodeSelectors need its labels)")
+		}
+	}
+	p := plan.Build(plan.Input{Config: cfg, LBClass: a.LBClass, Services: svcs.Items, Slices: eps.Items, Node: node})
+	for _, prob := range p.Problems {
+		a.peerEventOnce(ctx, prob.Peer, ReasonUnsupported, "%s: %s", a.NodeName, prob.Message)
+	}
+
+	desired := map[string]bgp.Desired{}
+	var bfdPeers []bfd.Peer
+	bfdNames := map[netip.Addr][]string{}
+	specs := map[string]*config.Peer{}
+	for _, peer := range p.Peers {
+		specs[peer.Name] = peer
+		local, err := a.LocalAddrs(peer.Addr, peer.SrcAddr)
+		if err != nil {
+			// The session still opens: GoBGP keeps trying and reports why it cannot connect.
+			a.Log.Error(err, "Cannot find this node's address for the BGP session", "peer", peer.Name)
+		}
+		paths, skipped := plan.Paths(peer, p.Routes[peer.Name], local)
+		for _, pfx := range skipped {
+			other := "IPv6"
+			if pfx.Addr().Is4() {
+				other = "IPv4"
+			}
+			a.peerEventOnce(ctx, peer.Name, ReasonNoNextHop,
+				"%s: %s is not sent over the session to %s: this node has no %s address on %q to give as its next hop; add one, or add a BGPPeer of that family",
+				a.NodeName, pfx, peer.Addr, other, local.Interface)
+		}
+		desired[peer.Name] = bgp.Desired{Config: plan.PeerConfig(peer, local, a.NodeName), Paths: paths}
+		if bp, ok := bfdPeer(peer, local); ok {
+			if peer.BFDProfile.EchoMode {
+				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported,
+					"%s: BFDProfile %q has echoMode, which ironlb's BFD does not implement: BFD runs without echo (detection after receiveInterval x detectMultiplier)",
+					a.NodeName, peer.BFDProfile.Name)
+			}
+			if a.BFD == nil {
+				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported, "%s: bfdProfile %q is set but this speaker runs without BFD: the session relies on its hold time", a.NodeName, peer.BFDProfile.Name)
+			} else {
+				bfdPeers = append(bfdPeers, bp)
+				bfdNames[bp.Remote] = append(bfdNames[bp.Remote], peer.Name)
+			}
+		}
+	}
+	a.mu.Lock()
+	a.bfdNames = bfdNames
+	a.mu.Unlock()
+	var errs []error
+	if err := a.mgr.Apply(ctx, desired); err != nil {
+		errs = append(errs, err)
+	}
+	// A peer no longer under BFD must not stay held down by a BFD failure of the past.
+	for name, spec := range specs {
+		if spec.BFDProfile == nil || a.BFD == nil {
+			if err := a.mgr.Release(ctx, name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if a.BFD != nil {
+		slices.SortFunc(bfdPeers, bfdPeerCompare)
+		if !slices.Equal(bfdPeers, a.bfdPeers) {
+			if err := a.BFD.SetPeers(bfdPeers); err != nil {
+				// Not a sync failure: BGP runs on, guarded by hold timers; the next sync tries
+				// again. Every BGPPeer with a profile says why.
+				for _, bp := range bfdPeers {
+					for _, name := range bfdNames[bp.Remote] {
+						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, err)
+					}
+				}
+			} else {
+				a.bfdPeers = bfdPeers
+			}
+		}
+	}
+
+	status := a.mgr.Peers()
+	mine := map[types.NamespacedName][]string{}
+	for svc, peers := range p.ServicePeers {
+		var up []string
+		for _, name := range peers {
+			if status[name].State == bgp.StateEstablished {
+				up = append(up, name)
+			}
+		}
+		mine[svc] = up
+	}
+	a.announceEvents(ctx, p, mine)
+	a.Metrics.setAnnounced(len(mine))
+	if err := a.writeStatuses(ctx, mine); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// config compiles the configuration. An invalid configuration keeps the last valid one in
+// force, as in layer 2 mode: a typo in one object must not withdraw every route.
+func (a *Announcer) config(ctx context.Context) (*config.Config, error) {
+	snap, err := configlist.List(ctx, a.Client, a.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Compile(snap)
+	switch {
+	case err == nil:
+	case config.OnlyMissingReferences(err) && cfg != nil:
+	default:
+		if a.lastConfig != nil {
+			a.Log.Error(err, "Configuration is invalid; keeping the last valid one")
+		} else {
+			a.Log.Error(err, "Configuration is invalid; announcing nothing until it is fixed")
+		}
+		return a.lastConfig, nil
+	}
+	a.lastConfig = cfg
+	return cfg, nil
+}
+
+// announceEvents records an Event on each Service this node starts announcing.
+func (a *Announcer) announceEvents(ctx context.Context, p plan.Plan, mine map[types.NamespacedName][]string) {
+	next := make(map[types.NamespacedName]bool, len(mine))
+	for svc := range mine {
+		next[svc] = true
+		if a.announced[svc] {
+			continue
+		}
+		var prefixes []string
+		for _, peer := range p.ServicePeers[svc] {
+			for _, r := range p.Routes[peer] {
+				if slices.Contains(r.Services, svc) && !slices.Contains(prefixes, r.Prefix.String()) {
+					prefixes = append(prefixes, r.Prefix.String())
+				}
+			}
+		}
+		slices.Sort(prefixes)
+		a.Log.Info("Announcing over BGP", "service", svc, "prefixes", prefixes, "peers", p.ServicePeers[svc])
+		a.serviceEvent(ctx, svc, "announcing %s over BGP from %s to %s", strings.Join(prefixes, ","), a.NodeName, strings.Join(p.ServicePeers[svc], ","))
+	}
+	for svc := range a.announced {
+		if !next[svc] {
+			a.Log.Info("Stopped announcing over BGP", "service", svc)
+		}
+	}
+	a.announced = next
+}
+
+func (a *Announcer) serviceEvent(ctx context.Context, n types.NamespacedName, format string, args ...any) {
+	if a.Events == nil || !a.events.Allow() {
+		return
+	}
+	svc := &corev1.Service{}
+	if err := a.Client.Get(ctx, n, svc); err != nil {
+		return
+	}
+	a.Events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAnnouncing, "Announce", format, args...)
+}
+
+// peerEvent records an Event on the BGPPeer called name.
+func (a *Announcer) peerEvent(ctx context.Context, name, typ, reason, format string, args ...any) {
+	if a.Events == nil || !a.events.Allow() {
+		return
+	}
+	peer := &v1beta2.BGPPeer{}
+	// The recorder needs the UID to attach the Event; read it from the cache.
+	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: name}, peer); err != nil {
+		return
+	}
+	a.Events.Eventf(peer, nil, typ, reason, "Peer", format, args...)
+}
+
+// peerEventOnce records a Warning once per text for the life of the process, and logs it.
+func (a *Announcer) peerEventOnce(ctx context.Context, name, reason, format string, args ...any) {
+	text := fmt.Sprintf(format, args...)
+	if a.said[text] {
+		return
+	}
+	a.said[text] = true
+	a.Log.Info(text, "peer", name, "reason", reason)
+	a.peerEvent(ctx, name, corev1.EventTypeWarning, reason, "%s", text)
+}
