@@ -166,6 +166,10 @@ func tell(ctx context.Context, opts Options, p *printer, st *state) (err error) 
 	}()
 
 	if err := s.steps(ctx, opts); err != nil {
+		if ctx.Err() != nil {
+			p.step("Interrupted: cleaning up")
+			return ctx.Err()
+		}
 		// Now, while the log holds what the components said, not their shutdown.
 		p.logTail(LogFile(), 30)
 		return err

@@ -48,7 +48,11 @@ func main() {
 		ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 		err = demo.Run(ctx, demo.Options{}, os.Stdout)
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "demo: interrupted")
+		os.Exit(130)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
