@@ -457,7 +457,7 @@ func (s *story) failover(ctx context.Context, ip, owner string) error {
 		return err
 	}
 	s.p.detail("curl %s:8989 again: pod %s answered, reached through %s (it saw %s)", ip, a.Pod, newOwner, a.Client)
-	if err := s.status(ctx, "testsvc", newOwner); err != nil {
+	if err := s.status(ctx, "testsvc", s.announcedBy(ctx, "testsvc", &v1beta1.ServiceL2StatusList{}, newOwner)); err != nil {
 		return err
 	}
 
@@ -577,7 +577,7 @@ func (s *story) bgp(ctx context.Context) (string, error) {
 	s.p.detail("curl %s from the client, through its gateway the router: pod %s answered (it saw %s, %s);",
 		ip, first.Pod, first.Client, s.nodeOf(first.Client))
 	s.p.detail("again and again: pods %s answered", strings.Join(pods, ", "))
-	if err := s.status(ctx, "web", ""); err != nil {
+	if err := s.status(ctx, "web", s.announcedBy(ctx, "web", &v1beta1.ServiceBGPStatusList{}, "node1", "node2", "node3")); err != nil {
 		return "", err
 	}
 	return ip, nil
@@ -605,20 +605,19 @@ func (s *story) plugin(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// status shows `kubectl ironlb status svc` once the ServiceL2Status of svc names node (when
-// node is set: the view reads it, and a takeover writes it a moment after the ARP answers).
-func (s *story) status(ctx context.Context, svc, node string) error {
-	for start := time.Now(); node != ""; time.Sleep(100 * time.Millisecond) {
-		var list v1beta1.ServiceL2StatusList
-		if err := s.env.Client.List(ctx, &list, client.InNamespace(configNS),
-			client.MatchingLabels{v1beta1.LabelServiceNamespace: appNS, v1beta1.LabelServiceName: svc}); err != nil {
+// status shows `kubectl ironlb status svc` once ready says the status objects it reads are
+// written (a takeover or an announcement writes them a moment after it happens).
+func (s *story) status(ctx context.Context, svc string, ready func() (bool, error)) error {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ok, err := ready()
+		if err != nil {
 			return err
 		}
-		if len(list.Items) == 1 && list.Items[0].Status.Node == node {
+		if ok {
 			break
 		}
-		if time.Since(start) > 30*time.Second || ctx.Err() != nil {
-			return fmt.Errorf("no ServiceL2Status of %s names %s within 30s (%d objects)", svc, node, len(list.Items))
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the status objects of %s are not as expected within 30s", svc)
 		}
 	}
 	out, err := s.plugin(ctx, "status", svc)
@@ -628,6 +627,32 @@ func (s *story) status(ctx context.Context, svc, node string) error {
 	s.p.detail("kubectl ironlb status %s", svc)
 	s.p.block(out)
 	return nil
+}
+
+// announcedBy reports whether the Service's status objects name exactly nodes: its one
+// ServiceL2Status (list of kind L2), or its ServiceBGPStatus objects with a peer each.
+func (s *story) announcedBy(ctx context.Context, svc string, list client.ObjectList, nodes ...string) func() (bool, error) {
+	return func() (bool, error) {
+		if err := s.env.Client.List(ctx, list, client.InNamespace(configNS),
+			client.MatchingLabels{v1beta1.LabelServiceNamespace: appNS, v1beta1.LabelServiceName: svc}); err != nil {
+			return false, err
+		}
+		var got []string
+		switch l := list.(type) {
+		case *v1beta1.ServiceL2StatusList:
+			for _, st := range l.Items {
+				got = append(got, st.Status.Node)
+			}
+		case *v1beta1.ServiceBGPStatusList:
+			for _, st := range l.Items {
+				if len(st.Status.Peers) > 0 {
+					got = append(got, st.Status.Node)
+				}
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, nodes), nil
+	}
 }
 
 // doctor injects seed 000's pain on a node that does not announce ip — kube-proxy in IPVS mode
