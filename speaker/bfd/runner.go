@@ -40,6 +40,7 @@ type runner struct {
 	mu      sync.Mutex
 	pending *Profile // a profile to apply
 	remove  bool     // leave with AdminDown packets
+	quit    bool     // leave now: a new session to the same remote has replaced this one
 
 	// Owned by the goroutine.
 	sock       *txSocket
@@ -91,6 +92,17 @@ func (r *runner) update(p Profile) {
 func (r *runner) stop() {
 	r.mu.Lock()
 	r.remove = true
+	r.mu.Unlock()
+	r.poke()
+}
+
+// abandon asks a removed runner to exit without sending anything more. SetPeers calls it when
+// a new session to the same remote starts while this one still sends AdminDown: the remote
+// matches packets to its one session by address (RFC 5881 section 3), so every further
+// AdminDown packet would take the new session Down again.
+func (r *runner) abandon() {
+	r.mu.Lock()
+	r.quit = true
 	r.mu.Unlock()
 	r.poke()
 }
@@ -159,7 +171,7 @@ func (r *runner) run(ctx context.Context) {
 		case <-r.wake:
 			now = clk.Now()
 			r.mu.Lock()
-			prof, remove := r.pending, r.remove
+			prof, remove, quit := r.pending, r.remove, r.quit
 			r.pending = nil
 			r.mu.Unlock()
 			if prof != nil && lingerUntil.IsZero() {
@@ -173,6 +185,9 @@ func (r *runner) run(ctx context.Context) {
 				// Keep the AdminDown packets going for the remote's Detection Time (RFC 5880
 				// section 6.8.16), so it learns the session was disabled rather than lost.
 				lingerUntil = now.Add(s.AdminDownLinger())
+			}
+			if quit {
+				return // after the AdminDown above, if that was still to be sent
 			}
 		}
 		r.noteTimers(s)
