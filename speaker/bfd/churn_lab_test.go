@@ -1,6 +1,8 @@
 package bfd
 
 import (
+	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -47,4 +49,65 @@ func TestReAddedPeerDoesNotFlap(t *testing.T) {
 	if s, sb := a.State(b4), b.State(a4); s != Up || sb != Up {
 		t.Fatalf("states A %s, B %s; want Up", s, sb)
 	}
+}
+
+// TestInterfaceRecreated: a session bound to an interface that is deleted and created again (a
+// VLAN or bond rebuilt by the network configuration) comes back Up. The socket is bound to the
+// old interface index, which no longer exists: the session must open a new one. Second veth
+// pair eth1: 10.97.5.1 (A) and 10.97.5.2 (B).
+func TestInterfaceRecreated(t *testing.T) {
+	requireRoot(t)
+	l := newLink(t, "ilb-bfd4", "10.97.4.0/24")
+	a, b := runManager(t, l.A), runManager(t, l.B)
+	a5, b5 := netip.MustParseAddr("10.97.5.1"), netip.MustParseAddr("10.97.5.2")
+	addEth1 := func() {
+		t.Helper()
+		for _, s := range [][]string{
+			{"-n", l.A.Name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", l.B.Name},
+			{"-n", l.A.Name, "addr", "add", "10.97.5.1/24", "dev", "eth1"},
+			{"-n", l.B.Name, "addr", "add", "10.97.5.2/24", "dev", "eth1"},
+			{"-n", l.A.Name, "link", "set", "eth1", "up"},
+			{"-n", l.B.Name, "link", "set", "eth1", "up"},
+		} {
+			if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v: %s", s, err, out)
+			}
+		}
+	}
+	delEth1 := func() {
+		t.Helper()
+		if out, err := exec.Command("ip", "-n", l.A.Name, "link", "del", "eth1").CombinedOutput(); err != nil {
+			t.Fatalf("delete eth1: %v: %s", err, out)
+		}
+	}
+
+	t.Run("an Up session sees its sends fail", func(t *testing.T) {
+		addEth1()
+		ma, mb := a.mark(), b.mark()
+		a.setPeers(t, Peer{Remote: b5, Interface: "eth1"})
+		b.setPeers(t, Peer{Remote: a5})
+		a.waitEvent(t, ma, b5, Up, 20*time.Second)
+		b.waitEvent(t, mb, a5, Up, 20*time.Second)
+		ma, mb = a.mark(), b.mark()
+		delEth1()
+		a.waitEvent(t, ma, b5, Down, 10*time.Second)
+		addEth1()
+		a.waitEvent(t, ma, b5, Up, 20*time.Second)
+		b.waitEvent(t, mb, a5, Up, 20*time.Second)
+		a.setPeers(t)
+		b.setPeers(t)
+		delEth1()
+	})
+
+	t.Run("a passive session that sends nothing checks the interface", func(t *testing.T) {
+		addEth1()
+		ma, mb := a.mark(), b.mark()
+		a.setPeers(t, Peer{Remote: b5, Interface: "eth1", Profile: Profile{Passive: true}})
+		a.waitLog(t, ma, 10*time.Second, "BFD session added", `"peer"="10.97.5.2"`)
+		delEth1()
+		addEth1()
+		b.setPeers(t, Peer{Remote: a5})
+		a.waitEvent(t, ma, b5, Up, 20*time.Second)
+		b.waitEvent(t, mb, a5, Up, 20*time.Second)
+	})
 }
