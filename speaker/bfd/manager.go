@@ -51,6 +51,7 @@ type Manager struct {
 	ctx       context.Context     // Start's, nil before Start
 	families  map[bool]bool       // address families with a listener (true: IPv4)
 	wg        sync.WaitGroup      // runners
+	started   bool // Start was called: a Manager starts once
 	stopped   bool
 }
 
@@ -88,10 +89,13 @@ func New(opts Options) *Manager {
 // and SetPeers refuses IPv6 peers.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
-	if m.ctx != nil || m.stopped {
+	if m.started || m.stopped {
 		m.mu.Unlock()
 		return errors.New("start BFD manager: already started")
 	}
+	// Claimed before the listeners open (m.ctx is set only after): a second Start meanwhile
+	// would otherwise fail on the port and close the first one's subscriptions.
+	m.started = true
 	m.mu.Unlock()
 	if m.reg != nil {
 		unregister, err := m.metrics.register(m.reg)
