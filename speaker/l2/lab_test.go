@@ -348,40 +348,8 @@ func TestLabFloodingRequester(t *testing.T) {
 	r1.SetOwned([]netip.Addr{labVIP4})
 	flooder := net.HardwareAddr{0x02, 0x66, 0x6c, 0x6f, 0x6f, 0x64}
 
-	// ask sends n requests for the VIP from flooder (as if from 192.168.50.222) and counts
-	// node1's replies to it until quiet for 300 ms.
 	ask := func(n int) int {
-		return inNetns(t, l.Client, func() (int, error) {
-			ifi, err := net.InterfaceByName(l.Client.Iface)
-			if err != nil {
-				return 0, err
-			}
-			c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
-			if err != nil {
-				return 0, err
-			}
-			defer c.Close()
-			frame := arpFrame(arpRequestFrom(t, flooder, netip.MustParseAddr("192.168.50.222"), labVIP4))
-			copy(frame[6:12], flooder)
-			for range n {
-				if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast}); err != nil {
-					return 0, err
-				}
-			}
-			replies := 0
-			buf := make([]byte, 128)
-			for {
-				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				n, _, err := c.ReadFrom(buf)
-				if err != nil {
-					return replies, nil
-				}
-				// A reply (operation 2) from node1 to flooder.
-				if n >= 42 && buf[21] == 2 && bytes.Equal(buf[6:12], node1.MAC) && bytes.Equal(buf[32:38], flooder) {
-					replies++
-				}
-			}
-		})
+		return askARP(t, l, flooder, []netip.Addr{labVIP4}, n, node1.MAC)
 	}
 	blocked := func() bool {
 		r1.mu.Lock()
@@ -412,6 +380,77 @@ func TestLabFloodingRequester(t *testing.T) {
 	}
 	if got := ask(1); got != 1 {
 		t.Errorf("after the block, 1 request got %d replies, want 1", got)
+	}
+}
+
+// askARP sends each request for every target in turn from requester (as if from 192.168.50.222)
+// on the client's link, and counts the replies from replier to requester until quiet for 300 ms.
+func askARP(t *testing.T, l *lab.Lab, requester net.HardwareAddr, targets []netip.Addr, each int, replier net.HardwareAddr) int {
+	t.Helper()
+	return inNetns(t, l.Client, func() (int, error) {
+		ifi, err := net.InterfaceByName(l.Client.Iface)
+		if err != nil {
+			return 0, err
+		}
+		c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		// Replies are counted while the requests go out: hundreds of them would overflow the
+		// socket's receive buffer if read only afterwards.
+		replies := make(chan int, 1)
+		go func() {
+			n := 0
+			buf := make([]byte, 128)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				m, _, err := c.ReadFrom(buf)
+				if err != nil {
+					replies <- n
+					return
+				}
+				// A reply (operation 2) from replier to requester.
+				if m >= 42 && buf[21] == 2 && bytes.Equal(buf[6:12], replier) && bytes.Equal(buf[32:38], requester) {
+					n++
+				}
+			}
+		}()
+		for range each {
+			for _, target := range targets {
+				frame := arpFrame(arpRequestFrom(t, requester, netip.MustParseAddr("192.168.50.222"), target))
+				copy(frame[6:12], requester)
+				if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast}); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return <-replies, nil
+	})
+}
+
+// TestLabRouterAsksForManyVIPs: the answer limit counts per requester and VIP, so a router
+// that resolves every VIP of a node at once (after a reboot, or entries learnt together
+// expiring together), or `ironlb doctor` probing every VIP three times, is answered for all
+// of them and never blocked.
+func TestLabRouterAsksForManyVIPs(t *testing.T) {
+	l := startLab(t)
+	node1 := l.Nodes[0]
+	r1 := startResponder(t, node1)
+	var vips []netip.Addr
+	for i := range 3 * DefaultAnswersPerRequester / 2 {
+		vips = append(vips, netip.AddrFrom4([4]byte{192, 168, 52, byte(i)}))
+	}
+	r1.SetOwned(vips)
+	router := net.HardwareAddr{0x02, 0x72, 0x6f, 0x75, 0x74, 0x72}
+	if got := askARP(t, l, router, vips, 3, node1.MAC); got != 3*len(vips) {
+		t.Errorf("%d replies to 3 requests for each of %d VIPs, want %d", got, len(vips), 3*len(vips))
+	}
+	r1.mu.Lock()
+	_, blocked := r1.run.blocked[[6]byte(router)]
+	r1.mu.Unlock()
+	if blocked {
+		t.Error("the router is blocked")
 	}
 }
 
