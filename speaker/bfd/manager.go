@@ -51,7 +51,7 @@ type Manager struct {
 	ctx       context.Context     // Start's, nil before Start
 	families  map[bool]bool       // address families with a listener (true: IPv4)
 	wg        sync.WaitGroup      // runners
-	started   bool // Start was called: a Manager starts once
+	started   bool                // Start was called: a Manager starts once
 	stopped   bool
 }
 
