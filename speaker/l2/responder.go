@@ -270,9 +270,9 @@ func (r *Responder) unblockExpired(run *running) {
 }
 
 func setFilter(c *packet.Conn, prog []bpf.Instruction) error {
-	raw, err := bpf.Assemble(prog)
+	raw, err := assembleFilter(prog)
 	if err != nil {
-		return fmt.Errorf("assemble socket filter: %w", err)
+		return err
 	}
 	if err := c.SetBPF(raw); err != nil {
 		return fmt.Errorf("attach socket filter: %w", err)
@@ -403,7 +403,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	// The filters go in before the sockets are bound, so no request slips past them.
 	owned := *r.owned.Load()
 	if v4 {
-		filter, err := bpf.Assemble(arpFilter(targetWords(owned, IPv4), nil))
+		filter, err := assembleFilter(arpFilter(targetWords(owned, IPv4), nil))
 		if err != nil {
 			return nil, fmt.Errorf("assemble ARP filter: %w", err)
 		}
@@ -422,7 +422,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	if !ll {
 		return run, nil
 	}
-	filter, err := bpf.Assemble(solicitationFilter(targetWords(owned, IPv6)))
+	filter, err := assembleFilter(solicitationFilter(targetWords(owned, IPv6)))
 	if err != nil {
 		run.close()
 		return nil, fmt.Errorf("assemble neighbour solicitation filter: %w", err)
