@@ -19,7 +19,8 @@ import (
 // The filters only ever pass a superset of what decideARP and decideNS answer (FuzzDecideARP
 // and FuzzParseDecideNS check that), so the decision stays in the pure Go functions: an IPv6
 // target is matched on its last 32 bits only, and past maxFilterVIPs VIPs of a family the
-// target is not checked at all.
+// target is not checked at all. The one exception is hostOnly: it drops what the packet type
+// alone shows is not for this host, which the Go functions cannot see.
 
 // maxFilterVIPs is the most VIPs of one family a filter names, and maxBlocked the most
 // requesters the ARP filter drops: two instructions per VIP and five per requester (and the
