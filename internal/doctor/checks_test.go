@@ -149,7 +149,8 @@ func TestCheckIPForward(t *testing.T) {
 }
 
 func TestCheckBridgeNF(t *testing.T) {
-	cni0 := Link{Name: "cni0", Index: 5, MAC: mac9, Up: true, Bridge: true}
+	cni0 := Link{Name: "cni0", Index: 5, MAC: mac9, Up: true, Bridge: true, BridgePorts: []string{"veth1a2b3c4d"}}
+	docker0 := Link{Name: "docker0", Index: 6, MAC: mac2, Up: true, Bridge: true}
 	for _, tc := range []struct {
 		name string
 		n    *NodeFacts
@@ -159,6 +160,9 @@ func TestCheckBridgeNF(t *testing.T) {
 		{"bridge, sysctl on", node([]Link{eth0(), cni0}, "net.bridge.bridge-nf-call-iptables=1"), want{OK, "bridges: cni0"}},
 		{"bridge, sysctl off (seed 003)", node([]Link{eth0(), cni0}, "net.bridge.bridge-nf-call-iptables=0"), want{Error, "=0 while bridge cni0 exists"}},
 		{"bridge, br_netfilter not loaded", node([]Link{eth0(), cni0}), want{Error, "br_netfilter is not loaded"}},
+		{"bridge without ports (docker0 under containerd), br_netfilter not loaded", node([]Link{eth0(), docker0}), want{OK, "docker0: nothing attached"}},
+		{"bridge without ports, sysctl off", node([]Link{eth0(), docker0}, "net.bridge.bridge-nf-call-iptables=0"), want{OK, "no Linux bridge with ports"}},
+		{"only the bridge with ports is named", node([]Link{eth0(), docker0, cni0}, "net.bridge.bridge-nf-call-iptables=0"), want{Error, "=0 while bridge cni0 exists"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkBridgeNF(tc.n), CheckBridgeNF, tc.want) })
 	}

@@ -28,6 +28,8 @@ type Link struct {
 	NoARP    bool // IFF_NOARP: the kernel neither sends nor answers ARP on it
 	Loopback bool
 	Bridge   bool // a Linux bridge
+	// BridgePorts are the interfaces attached to the bridge (empty unless Bridge).
+	BridgePorts []string
 	// Addrs are the interface's addresses with their prefix lengths.
 	Addrs []netip.Prefix
 }

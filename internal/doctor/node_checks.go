@@ -28,15 +28,24 @@ func checkIPForward(n *NodeFacts) []Result {
 
 // checkBridgeNF: with pods on a Linux bridge, bridged traffic skips iptables unless
 // br_netfilter passes it there; kube-proxy's Service rules then work only sometimes (seed 003).
+// A bridge with no port bridges nothing: docker0 on a node whose containers run under
+// containerd, libvirt's virbr0 without guests. Reporting those would be a false alarm.
 func checkBridgeNF(n *NodeFacts) []Result {
-	var bridges []string
+	var bridges, idle []string
 	for _, l := range n.Links {
-		if l.Bridge {
+		switch {
+		case l.Bridge && len(l.BridgePorts) > 0:
 			bridges = append(bridges, l.Name)
+		case l.Bridge:
+			idle = append(idle, l.Name)
 		}
 	}
 	if len(bridges) == 0 {
-		return []Result{{Check: CheckBridgeNF, Severity: OK, Found: "no Linux bridge on this node"}}
+		found := "no Linux bridge on this node"
+		if len(idle) > 0 {
+			found = fmt.Sprintf("no Linux bridge with ports on this node (%s: nothing attached, nothing bridged)", strings.Join(idle, ", "))
+		}
+		return []Result{{Check: CheckBridgeNF, Severity: OK, Found: found}}
 	}
 	names := strings.Join(bridges, ", ")
 	v, ok := n.Sysctls[sysctlBridgeNF]
