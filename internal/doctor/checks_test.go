@@ -194,6 +194,10 @@ func TestCheckVIPBound(t *testing.T) {
 		l.Addrs = append(slices.Clone(l.Addrs), netip.MustParsePrefix(a))
 		return l
 	}
+	kubevip := lbService("default", "kubevip", false, "192.168.60.1")
+	kubevip.Spec.LoadBalancerClass = ptr.To("kube-vip.io/kube-vip-class")
+	foreign := &ClusterFacts{Services: append(slices.Clone(cluster.Services), kubevip)}
+	foreignServed := &ClusterFacts{Services: []corev1.Service{kubevip}, LBClass: "kube-vip.io/kube-vip-class"}
 	for _, tc := range []struct {
 		name  string
 		n     *NodeFacts
@@ -214,6 +218,11 @@ func TestCheckVIPBound(t *testing.T) {
 			[]want{{Error, "inside IPAddressPool first-pool"}}},
 		{"Services unreadable", node([]Link{eth0()}), &ClusterFacts{Unreadable: map[Kind]string{KindServices: "forbidden"}},
 			[]want{{Skipped, "cannot read Services: forbidden"}}},
+		// kube-vip serves its class by binding the VIP to the interface: not ironlb's VIP.
+		{"another load balancer's VIP bound on eth0", node([]Link{lo(), withAddr(eth0(), "192.168.60.1/32")}), foreign,
+			[]want{{OK, "none of the 1 LoadBalancer IPs"}}},
+		{"a VIP of the class ironlb serves", node([]Link{lo(), withAddr(eth0(), "192.168.60.1/32")}), foreignServed,
+			[]want{{Error, "VIP 192.168.60.1 (Service default/kubevip)"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkVIPBound(tc.n, tc.c), CheckVIPBound, tc.wants...) })
 	}

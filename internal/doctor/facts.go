@@ -60,6 +60,10 @@ func SysctlNames(links []Link) []string {
 // ClusterFacts is what the cluster checks read of the API server. A kind that could not be read
 // is named in Unreadable with the reason, and the checks that need it skip.
 type ClusterFacts struct {
+	// LBClass is the spec.loadBalancerClass ironlb serves; "" serves Services without one.
+	// LoadBalancer Services of another class belong to another load balancer (kube-vip, which
+	// binds its VIPs to an interface, or a cloud's): no check takes their IPs for ironlb's.
+	LBClass     string
 	Services    []corev1.Service
 	Slices      []discoveryv1.EndpointSlice
 	Nodes       []corev1.Node

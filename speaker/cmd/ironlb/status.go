@@ -22,6 +22,7 @@ func statusCmd(ctx context.Context, prog string, args []string, stdout, stderr i
 	all := fs.BoolP("all-namespaces", "A", false, "show the LoadBalancer Services of every namespace")
 	output := fs.StringP("output", "o", "", "output format: empty for a table (the details with a Service named), or json")
 	sysNS := fs.String("system-namespace", envOr("METALLB_NAMESPACE", "metallb-system"), "namespace of the metallb.io configuration and status objects")
+	lbClass := fs.String("lb-class", "", lbClassUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s status [service] [flags]\n\nShows each LoadBalancer Service's IPs, pool, mode, announcing nodes, since when, and the last failover.\n\nFlags:\n%s", prog, fs.FlagUsages())
 	}
@@ -43,7 +44,7 @@ func statusCmd(ctx context.Context, prog string, args []string, stdout, stderr i
 	if err != nil {
 		return fail(err)
 	}
-	o := lbstatus.Options{SystemNamespace: *sysNS, Service: fs.Arg(0)}
+	o := lbstatus.Options{SystemNamespace: *sysNS, Service: fs.Arg(0), LBClass: *lbClass}
 	if !*all {
 		if o.Namespace, err = kf.namespace(); err != nil {
 			return fail(err)

@@ -4,7 +4,7 @@ package main
 // 192.168.50.50-192.168.50.52 (L2Advertisement l2), pool bgp-pool 10.99.0.0/24
 // (BGPAdvertisement bgp); testsvc 192.168.50.50 announced by node2 on eth0 after a failover
 // from node1; quiet 192.168.50.52 announced by nobody; routed 10.99.0.1 over BGP by node1;
-// pending has no IP.
+// pending has no IP; theirs 192.168.60.1 is another load balancer's (loadBalancerClass).
 
 import (
 	"bytes"
@@ -100,6 +100,15 @@ func TestStatusGolden(t *testing.T) {
 	lbService(t, "quiet", "first-pool", "192.168.50.52")
 	lbService(t, "routed", "bgp-pool", "10.99.0.1")
 	lbService(t, "pending", "")
+	// Another load balancer's Service (kube-vip's class, 192.168.60.1): left out of every view.
+	class := "kube-vip.io/kube-vip-class"
+	theirs := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: statusNS, Name: "theirs"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: &class, Ports: []corev1.ServicePort{{Port: 80}}}}
+	mustCreate(t, theirs)
+	theirs.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.60.1"}}
+	if err := env.Client.Status().Update(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
 	mustCreate(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: statusNS, Name: "internal"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}})
 
@@ -171,6 +180,8 @@ func TestStatusGolden(t *testing.T) {
 		}{
 			{[]string{"status", "nope", "-n", statusNS}, exitProblems, `services "nope" not found`},
 			{[]string{"status", "internal", "-n", statusNS}, exitProblems, "is of type ClusterIP, not LoadBalancer"},
+			{[]string{"status", "theirs", "-n", statusNS}, exitProblems, `has loadBalancerClass "kube-vip.io/kube-vip-class", and ironlb serves Services without one`},
+			{[]string{"status", "testsvc", "-n", statusNS, "--lb-class", "ironlb"}, exitProblems, `has loadBalancerClass "", and ironlb serves class "ironlb"`},
 			{[]string{"status", "a", "b"}, exitUsage, "Usage:"},
 			{[]string{"status", "-o", "yaml"}, exitUsage, "Usage:"},
 		} {
