@@ -136,15 +136,43 @@ func dump(rs []Result) string {
 
 func TestCheckIPForward(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		n    *NodeFacts
-		want want
+		name  string
+		n     *NodeFacts
+		ipv6  bool
+		wants []want
 	}{
-		{"on", node(nil, "net.ipv4.ip_forward=1"), want{OK, "net.ipv4.ip_forward=1"}},
-		{"off", node(nil, "net.ipv4.ip_forward=0"), want{Error, "net.ipv4.ip_forward=0 on this node"}},
-		{"unreadable", node(nil), want{Skipped, "could not be read"}},
+		{"on", node(nil, "net.ipv4.ip_forward=1"), false, []want{{OK, "net.ipv4.ip_forward=1"}}},
+		{"off", node(nil, "net.ipv4.ip_forward=0"), false, []want{{Error, "net.ipv4.ip_forward=0 on this node"}}},
+		{"unreadable", node(nil), false, []want{{Skipped, "could not be read"}}},
+		{"IPv6 off, no IPv6 VIP: not needed", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=0"), false, []want{{OK, "net.ipv4.ip_forward=1"}}},
+		{"IPv6 VIPs, IPv6 forwarding off", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=0"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {Error, "net.ipv6.conf.all.forwarding=0 on this node"}}},
+		{"IPv6 VIPs, IPv6 forwarding on", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {OK, "net.ipv6.conf.all.forwarding=1"}}},
+		{"IPv6 VIPs, IPv6 disabled on the node", node(nil, "net.ipv4.ip_forward=1"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {Skipped, "net.ipv6.conf.all.forwarding could not be read"}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPForward(tc.n), CheckIPForward, tc.want) })
+		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPForward(tc.n, tc.ipv6), CheckIPForward, tc.wants...) })
+	}
+}
+
+func TestHasIPv6VIP(t *testing.T) {
+	v4 := &ClusterFacts{Services: []corev1.Service{lbService("default", "testsvc", false, "192.168.50.50")}}
+	dual := &ClusterFacts{Services: []corev1.Service{lbService("default", "testsvc", false, "192.168.50.50", "fd00:50::50")}}
+	for _, tc := range []struct {
+		name  string
+		cf    *ClusterFacts
+		extra []netip.Addr
+		want  bool
+	}{
+		{"IPv4 only", v4, nil, false},
+		{"dual-stack Service", dual, nil, true},
+		{"no cluster, IPv6 --vip", nil, []netip.Addr{netip.MustParseAddr("fd00:50::50")}, true},
+		{"no cluster, IPv4-mapped --vip", nil, []netip.Addr{netip.MustParseAddr("::ffff:192.168.50.50")}, false},
+	} {
+		if got := hasIPv6VIP(tc.cf, tc.extra); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -40,6 +40,7 @@ func (l Link) answersARP() bool { return l.Up && !l.NoARP && !l.Loopback && len(
 // Sysctl names the checks read.
 const (
 	sysctlIPForward    = "net.ipv4.ip_forward"
+	sysctlIPv6Forward  = "net.ipv6.conf.all.forwarding"
 	sysctlBridgeNF     = "net.bridge.bridge-nf-call-iptables"
 	sysctlARPIgnoreAll = "net.ipv4.conf.all.arp_ignore"
 	sysctlARPAnnounce  = "net.ipv4.conf.all.arp_announce"
@@ -50,7 +51,7 @@ func arpIgnoreOf(link string) string { return "net.ipv4.conf." + link + ".arp_ig
 
 // SysctlNames lists the sysctls the node checks need for these links.
 func SysctlNames(links []Link) []string {
-	names := []string{sysctlIPForward, sysctlBridgeNF, sysctlARPIgnoreAll, sysctlARPAnnounce}
+	names := []string{sysctlIPForward, sysctlIPv6Forward, sysctlBridgeNF, sysctlARPIgnoreAll, sysctlARPAnnounce}
 	for _, l := range links {
 		names = append(names, arpIgnoreOf(l.Name))
 	}

@@ -10,20 +10,32 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 )
 
-// checkIPForward: a node that does not forward IPv4 cannot pass VIP traffic on to pods.
-func checkIPForward(n *NodeFacts) []Result {
-	v, ok := n.Sysctls[sysctlIPForward]
+// checkIPForward: a node that does not forward IPv4 cannot pass VIP traffic on to pods. With
+// IPv6 LoadBalancer IPs (ipv6VIPs) the same goes for IPv6, whose switch is a separate sysctl.
+func checkIPForward(n *NodeFacts, ipv6VIPs bool) []Result {
+	out := []Result{forwarding(n, sysctlIPForward, "sysctl -w net.ipv4.ip_forward=1, and make it permanent: echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-kubernetes.conf")}
+	if ipv6VIPs {
+		// Forwarding turns off accepting router advertisements where accept_ra is 1 (the
+		// default): a node that learns its IPv6 route from them needs accept_ra=2 with it.
+		out = append(out, forwarding(n, sysctlIPv6Forward, "sysctl -w net.ipv6.conf.all.forwarding=1, and make it permanent in /etc/sysctl.d/90-kubernetes.conf; if the node learns its IPv6 default route from router advertisements, also set net.ipv6.conf.<uplink>.accept_ra=2, or it loses that route"))
+	}
+	return out
+}
+
+// forwarding judges one forwarding sysctl.
+func forwarding(n *NodeFacts, name, fix string) Result {
+	v, ok := n.Sysctls[name]
 	switch {
 	case !ok:
-		return []Result{{Check: CheckIPForward, Severity: Skipped, Found: sysctlIPForward + " could not be read"}}
+		return Result{Check: CheckIPForward, Severity: Skipped, Found: name + " could not be read"}
 	case v == "1":
-		return []Result{{Check: CheckIPForward, Severity: OK, Found: sysctlIPForward + "=1"}}
+		return Result{Check: CheckIPForward, Severity: OK, Found: name + "=1"}
 	}
-	return []Result{{
-		Check: CheckIPForward, Severity: Error, Subject: "sysctl " + sysctlIPForward,
-		Found: fmt.Sprintf("%s=%s on this node: traffic for a VIP (and for Services in general) is not forwarded to pods", sysctlIPForward, v),
-		Fix:   "sysctl -w net.ipv4.ip_forward=1, and make it permanent: echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-kubernetes.conf",
-	}}
+	return Result{
+		Check: CheckIPForward, Severity: Error, Subject: "sysctl " + name,
+		Found: fmt.Sprintf("%s=%s on this node: traffic for a VIP (and for Services in general) is not forwarded to pods", name, v),
+		Fix:   fix,
+	}
 }
 
 // checkBridgeNF: with pods on a Linux bridge, bridged traffic skips iptables unless
