@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
@@ -133,7 +134,8 @@ func TestStatusGolden(t *testing.T) {
 	// Ages are whole minutes past 10m: 30m30s after the L2 status keeps them stable although the
 	// server stamped the objects a few seconds apart.
 	now = func() time.Time { return since.Add(30*time.Minute + 30*time.Second) }
-	defer func() { now = time.Now }()
+	skewOf = func(context.Context, *rest.Config) (time.Duration, error) { return 0, nil }
+	defer func() { now, skewOf = time.Now, clockSkew }()
 	// The server's timestamps, one replacer per golden so two equal ones cannot be confused.
 	l2Stamps := strings.NewReplacer(
 		since.UTC().Format(time.RFC3339), "<since>",
@@ -162,6 +164,27 @@ func TestStatusGolden(t *testing.T) {
 			golden(t, tc.golden, []byte(tc.stamps.Replace(out.String())))
 		})
 	}
+
+	t.Run("a clock behind the API server's", func(t *testing.T) {
+		// This machine's clock runs 10 minutes behind: the status objects were created "in the
+		// future". Ages come from the server's clock instead, and a warning says so.
+		now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
+		skewOf = clockSkew
+		defer func() {
+			now = func() time.Time { return since.Add(30*time.Minute + 30*time.Second) }
+			skewOf = func(context.Context, *rest.Config) (time.Duration, error) { return 0, nil }
+		}()
+		var out, errb bytes.Buffer
+		if code := run(ctx, append([]string{"ironlb", "status", "testsvc", "-n", statusNS}, kc...), &out, &errb); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if strings.Contains(out.String(), "<invalid>") || !strings.Contains(out.String(), "s ago)") {
+			t.Errorf("ages not counted on the server's clock:\n%s", out.String())
+		}
+		if !strings.Contains(errb.String(), "behind the API server's") {
+			t.Errorf("no warning about the skew; stderr: %q", errb.String())
+		}
+	})
 
 	t.Run("all namespaces lists this namespace's Services", func(t *testing.T) {
 		var out, errb bytes.Buffer
