@@ -8,10 +8,7 @@ package lbstatus
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,10 +19,9 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/golden"
 	"github.com/ironlb/ironlb/speaker/l2announce"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
@@ -166,30 +162,10 @@ func TestBuildGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.txt", table.Bytes())
-	golden(t, "table-all-namespaces.txt", wide.Bytes())
-	golden(t, "detail.txt", detail.Bytes())
-	golden(t, "status.json", js)
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, "table.txt", table.Bytes())
+	golden.Check(t, "table-all-namespaces.txt", wide.Bytes())
+	golden.Check(t, "detail.txt", detail.Bytes())
+	golden.Check(t, "status.json", js)
 }
 
 func TestLastFailover(t *testing.T) {

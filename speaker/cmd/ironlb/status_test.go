@@ -9,10 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +21,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/internal/golden"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
 var env *testenv.Env
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
@@ -161,7 +157,7 @@ func TestStatusGolden(t *testing.T) {
 			if errb.Len() > 0 {
 				t.Errorf("stderr: %s", errb.String())
 			}
-			golden(t, tc.golden, []byte(tc.stamps.Replace(out.String())))
+			golden.Check(t, tc.golden, []byte(tc.stamps.Replace(out.String())))
 		})
 	}
 
@@ -214,24 +210,4 @@ func TestStatusGolden(t *testing.T) {
 			}
 		}
 	})
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
 }
