@@ -5,6 +5,7 @@ package doctor
 // default/testsvc, 192.168.50.51 of default/local (externalTrafficPolicy Local).
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -207,9 +208,19 @@ func TestCheckIPVSARP(t *testing.T) {
 		{"ipvs, per-interface arp_ignore", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=2"), want{OK, "strictARP is in effect"}},
 		{"ipvs without strictARP (seed 000)", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=0"), want{Error, "arp_ignore is 0 on eth0"}},
 		{"ipvs, sysctls unreadable count as the default 0", node([]Link{eth0(), ipvs()}), want{Error, "interface eth0"}},
+		{"ipvs without strictARP, a hundred pod veths", node(append([]Link{eth0(), ipvs()}, veths(100)...)), want{Error, "interface eth0, cali0, cali1, cali2, cali3, cali4 and 95 more"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPVSARP(tc.n), CheckIPVSARP, tc.want) })
 	}
+}
+
+// veths are n pod interfaces as Calico makes them: up, ARP on, all with the same MAC.
+func veths(n int) []Link {
+	var out []Link
+	for i := range n {
+		out = append(out, Link{Name: fmt.Sprintf("cali%d", i), Index: 100 + i, MAC: net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}, Up: true})
+	}
+	return out
 }
 
 func TestCheckVIPBound(t *testing.T) {

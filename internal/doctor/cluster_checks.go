@@ -143,7 +143,7 @@ func checkETPLocal(c *ClusterFacts) []Result {
 			}
 			where := "no node has one"
 			if len(nodes) > 0 {
-				where = "serving endpoints are on " + strings.Join(nodes, ", ")
+				where = "serving endpoints are on " + nameList(nodes)
 			}
 			out = append(out, Result{
 				Check: CheckETPLocal, Severity: Error, Subject: "Service " + key.String(),

@@ -55,11 +55,11 @@ func checkBridgeNF(n *NodeFacts) []Result {
 	if len(bridges) == 0 {
 		found := "no Linux bridge on this node"
 		if len(idle) > 0 {
-			found = fmt.Sprintf("no Linux bridge with ports on this node (%s: nothing attached, nothing bridged)", strings.Join(idle, ", "))
+			found = fmt.Sprintf("no Linux bridge with ports on this node (%s: nothing attached, nothing bridged)", nameList(idle))
 		}
 		return []Result{{Check: CheckBridgeNF, Severity: OK, Found: found}}
 	}
-	names := strings.Join(bridges, ", ")
+	names := nameList(bridges)
 	v, ok := n.Sysctls[sysctlBridgeNF]
 	switch {
 	case ok && v == "1":
@@ -121,11 +121,23 @@ func checkIPVSARP(n *NodeFacts) []Result {
 		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: fmt.Sprintf("%s exists (IPVS) and arp_ignore is at least 1 on every ARP interface: strictARP is in effect", ipvsLink)}}
 	}
 	return []Result{{
-		Check: CheckIPVSARP, Severity: Error, Subject: "interface " + strings.Join(loose, ", "),
+		Check: CheckIPVSARP, Severity: Error, Subject: "interface " + nameList(loose),
 		Found: fmt.Sprintf("%s exists (kube-proxy in IPVS mode) and arp_ignore is 0 on %s (%s=%s): this node answers ARP there for every address on %s, so every node answers for every LoadBalancer IP and clients' ARP entries flip between nodes",
-			ipvsLink, strings.Join(loose, ", "), sysctlARPIgnoreAll, orDash(n.Sysctls[sysctlARPIgnoreAll]), ipvsLink),
+			ipvsLink, nameList(loose), sysctlARPIgnoreAll, orDash(n.Sysctls[sysctlARPIgnoreAll]), ipvsLink),
 		Fix: strictARPFix,
 	}}
+}
+
+// maxNames is how many names a finding lists: a node with a hundred pods has a hundred veth
+// interfaces, and a finding naming them all hides what it says.
+const maxNames = 6
+
+// nameList joins names with commas, the first maxNames of them and a count of the rest.
+func nameList(names []string) string {
+	if len(names) <= maxNames {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNames], ", "), len(names)-maxNames)
 }
 
 func orDash(s string) string {
@@ -194,7 +206,7 @@ func checkVIPBound(n *NodeFacts, c *ClusterFacts) []Result {
 				if ip.Is6() {
 					proto = "NDP"
 				}
-				found += fmt.Sprintf(", and the kernel answers %s for it on %s", proto, strings.Join(answering, ", "))
+				found += fmt.Sprintf(", and the kernel answers %s for it on %s", proto, nameList(answering))
 				if v.L2Node != "" {
 					found += fmt.Sprintf(" while %s announces it", v.L2Node)
 				}
