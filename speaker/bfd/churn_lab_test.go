@@ -1,8 +1,11 @@
 package bfd
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -110,4 +113,26 @@ func TestInterfaceRecreated(t *testing.T) {
 		a.waitEvent(t, ma, b5, Up, 20*time.Second)
 		b.waitEvent(t, mb, a5, Up, 20*time.Second)
 	})
+}
+
+// TestPortTaken: a host where another BFD daemon holds UDP port 3784 makes Start fail with an
+// error that says so. Namespaces ilb-bfd5-a and -b, 10.97.6.0/24 (only A is used).
+func TestPortTaken(t *testing.T) {
+	requireRoot(t)
+	l := newLink(t, "ilb-bfd5", "10.97.6.0/24")
+	var squatter net.PacketConn
+	if err := l.A.Do(func() error {
+		var err error
+		squatter, err = net.ListenPacket("udp4", "0.0.0.0:3784")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+	m := New(Options{InNetNS: l.A.Do})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err == nil || !strings.Contains(err.Error(), "another BFD daemon runs on this host") {
+		t.Fatalf("Start: %v, want an error naming another BFD daemon", err)
+	}
 }

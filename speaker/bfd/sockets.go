@@ -42,6 +42,11 @@ func listen(ctx context.Context, v4 bool) (*listener, error) {
 		network, addr = "udp4", fmt.Sprintf("0.0.0.0:%d", controlPort)
 	}
 	conn, err := new(net.ListenConfig).ListenPacket(ctx, network, addr)
+	if errors.Is(err, unix.EADDRINUSE) {
+		// One BFD per host: the port is fixed (RFC 5881), and a router daemon on the node
+		// (FRR's bfdd, BIRD) already holds it.
+		return nil, fmt.Errorf("listen for BFD control packets on %s %s: %w: another BFD daemon runs on this host (FRR's bfdd, BIRD?); stop it, or leave BFD to it and take BFD profiles off the BGPPeers", network, addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen for BFD control packets on %s %s: %w", network, addr, err)
 	}
