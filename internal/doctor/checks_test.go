@@ -204,11 +204,12 @@ func TestCheckIPVSARP(t *testing.T) {
 		want want
 	}{
 		{"iptables mode", node([]Link{lo(), eth0()}, "net.ipv4.conf.all.arp_ignore=0"), want{OK, "not in IPVS mode"}},
-		{"ipvs, strictARP", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.eth0.arp_ignore=0"), want{OK, "strictARP is in effect"}},
-		{"ipvs, per-interface arp_ignore", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=2"), want{OK, "strictARP is in effect"}},
-		{"ipvs without strictARP (seed 000)", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=0"), want{Error, "arp_ignore is 0 on eth0"}},
-		{"ipvs, sysctls unreadable count as the default 0", node([]Link{eth0(), ipvs()}), want{Error, "interface eth0"}},
-		{"ipvs without strictARP, a hundred pod veths", node(append([]Link{eth0(), ipvs()}, veths(100)...)), want{Error, "interface eth0, cali0, cali1, cali2, cali3, cali4 and 95 more"}},
+		{"kube-ipvs0 left over without addresses", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0"), want{OK, "holds no address"}},
+		{"ipvs, strictARP", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.eth0.arp_ignore=0"), want{OK, "strictARP is in effect"}},
+		{"ipvs, per-interface arp_ignore", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=2"), want{OK, "strictARP is in effect"}},
+		{"ipvs without strictARP (seed 000)", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=0"), want{Error, "arp_ignore is 0 on eth0"}},
+		{"ipvs, sysctls unreadable count as the default 0", node([]Link{eth0(), ipvs("10.96.0.1/32")}), want{Error, "interface eth0"}},
+		{"ipvs without strictARP, a hundred pod veths", node(append([]Link{eth0(), ipvs("10.96.0.1/32")}, veths(100)...)), want{Error, "interface eth0, cali0, cali1, cali2, cali3, cali4 and 95 more"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPVSARP(tc.n), CheckIPVSARP, tc.want) })
 	}

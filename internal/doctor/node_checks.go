@@ -108,8 +108,14 @@ const strictARPFix = "set strictARP: true in kube-proxy's configuration: kubectl
 // the dummy link kube-ipvs0; unless strictARP made arp_ignore at least 1, the kernel of every
 // node answers ARP for all of them (seed 000).
 func checkIPVSARP(n *NodeFacts) []Result {
-	if !slices.ContainsFunc(n.Links, func(l Link) bool { return l.Name == ipvsLink }) {
+	i := slices.IndexFunc(n.Links, func(l Link) bool { return l.Name == ipvsLink })
+	if i < 0 {
 		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: "no " + ipvsLink + " link: kube-proxy is not in IPVS mode on this node"}}
+	}
+	if len(n.Links[i].Addrs) == 0 {
+		// In IPVS mode it holds every ClusterIP at least; empty, it is a leftover of an
+		// earlier IPVS mode, and there is nothing to answer ARP for.
+		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: ipvsLink + " exists but holds no address: kube-proxy does not run in IPVS mode on this node (a leftover link)"}}
 	}
 	var loose []string
 	for _, l := range n.Links {
