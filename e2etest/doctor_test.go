@@ -356,10 +356,12 @@ func TestDoctor(t *testing.T) {
 			next = cluster.OnlyOne(got, 2)
 			return next != "" && next != owner, fmt.Sprintf("replies %v", got)
 		})
+		// Usually owner -> next; on a loaded machine the third node may announce for a moment
+		// while memberlist converges, and then the latest change, which status shows, is from it.
 		testenv.Eventually(t, 15*time.Second, "status shows the failover", func() (bool, string) {
 			out, _ := cliInRoot(t, bin, "status", "testsvc", "-n", ns)
 			return strings.Contains(out, "Announced by:   "+next+" on eth0") &&
-				strings.Contains(out, "Last failover:  "+owner+" -> "+next+" at "), out
+				strings.Contains(out, " -> "+next+" at ") && !strings.Contains(out, "Last failover:  "+next+" -> "), out
 		})
 		out, _ = cliInRoot(t, bin, "status", "-n", ns)
 		t.Logf("kubectl ironlb status -n %s after the failover:\n%s", ns, out)
