@@ -136,3 +136,31 @@ func TestPortTaken(t *testing.T) {
 		t.Fatalf("Start: %v, want an error naming another BFD daemon", err)
 	}
 }
+
+// TestReopenKeepsSourcePort: a socket opened again for the same session (its interface was
+// created anew) uses the session's source port when it is free: RFC 5881 section 4 wants one
+// port for all packets of a session. Namespace ilb-bfd5-a, 10.97.6.0/24.
+func TestReopenKeepsSourcePort(t *testing.T) {
+	requireRoot(t)
+	l := newLink(t, "ilb-bfd5", "10.97.6.0/24")
+	peer := Peer{Remote: l.addrB(0), Interface: "eth0"}
+	var first, second *txSocket
+	if err := l.A.Do(func() error {
+		var err error
+		if first, err = openTx(context.Background(), peer, 0); err != nil {
+			return err
+		}
+		port := first.port
+		if err := first.close(); err != nil {
+			return err
+		}
+		second, err = openTx(context.Background(), peer, port)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer second.close()
+	if got := second.conn.LocalAddr().(*net.UDPAddr).Port; got != int(first.port) || first.port < minSrcPort {
+		t.Fatalf("reopened socket on port %d, want the first one's %d", got, first.port)
+	}
+}

@@ -48,6 +48,7 @@ type runner struct {
 
 	// Owned by the goroutine.
 	sock       *txSocket
+	srcPort    uint16 // of the first socket; a reopened one keeps it if it can
 	openFailed bool
 	sendFailed bool
 	logged     [2]time.Duration // transmission interval and Detection Time last logged
@@ -230,7 +231,7 @@ func (r *runner) open(ctx context.Context) {
 	var sock *txSocket
 	err := r.m.inNetNS(func() error {
 		var err error
-		sock, err = openTx(ctx, r.peer)
+		sock, err = openTx(ctx, r.peer, r.srcPort)
 		return err
 	})
 	if err != nil {
@@ -246,6 +247,7 @@ func (r *runner) open(ctx context.Context) {
 	}
 	r.openFailed = false
 	r.sock = sock
+	r.srcPort = sock.port
 	r.ifIndex.Store(int32(sock.ifIndex))
 }
 
