@@ -33,9 +33,6 @@ const (
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 )
 
-// gateRetry is how soon a Service seen before adoption finished is looked at again.
-const gateRetry = 200 * time.Millisecond
-
 // ServiceReconciler gives LoadBalancer Services addresses and writes them to the Service.
 type ServiceReconciler struct {
 	Client  client.Client
@@ -78,10 +75,11 @@ func (r *ServiceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile brings one Service's addresses in line with the allocator.
 func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
-	if !r.State.Ready() {
-		// Existing assignments are not adopted yet. Initializer queues every Service it listed
-		// when it opens the gate; one created after its list must not be lost, so come back.
-		return reconcile.Result{RequeueAfter: gateRetry}, nil
+	if !r.State.waitReady(ctx) {
+		// Existing assignments are adopted before anything is allocated, so wait for the gate
+		// rather than come back later: a worker waiting here starts the moment it opens. Only
+		// shutdown ends the wait, and the next leader queues every Service anyway.
+		return reconcile.Result{}, nil
 	}
 	start := time.Now()
 	defer func() { r.Metrics.observeReconcile(time.Since(start), err) }()
