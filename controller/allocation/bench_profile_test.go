@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ func benchProfile(b *testing.B, name string, maxDur time.Duration) (stop func())
 	if err != nil {
 		b.Fatal(err)
 	}
+	reqBefore := apiRequests(b, cs)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -53,6 +55,15 @@ func benchProfile(b *testing.B, name string, maxDur time.Duration) (stop func())
 		}
 	}()
 	return func() {
+		after := apiRequests(b, cs)
+		var lines []string
+		for k, v := range after {
+			if d := v - reqBefore[k]; d > 0 {
+				lines = append(lines, fmt.Sprintf("%6.0f %s", d, k))
+			}
+		}
+		slices.Sort(lines)
+		_ = os.WriteFile(filepath.Join(dir, name+"-requests.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 		pprof.StopCPUProfile()
 		_ = f.Close()
 		<-done
@@ -112,4 +123,31 @@ func reportCPU(b *testing.B, before map[string]float64) {
 	for _, name := range []string{"kube-apiserver", "etcd", "test"} {
 		b.ReportMetric(after[name]-before[name], name+"-cpu-s")
 	}
+}
+
+// apiRequests reads the API server's apiserver_request_total, summed by verb, resource and
+// subresource.
+func apiRequests(b *testing.B, cs *kubernetes.Clientset) map[string]float64 {
+	body, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Errorf("read kube-apiserver metrics: %v", err)
+		return nil
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		labels, value, _ := strings.Cut(line[len("apiserver_request_total{"):], "} ")
+		v, _ := strconv.ParseFloat(value, 64)
+		var key []string
+		for _, l := range strings.Split(labels, ",") {
+			k, val, _ := strings.Cut(l, "=")
+			if k == "verb" || k == "resource" || k == "subresource" || k == "code" {
+				key = append(key, k+"="+strings.Trim(val, `"`))
+			}
+		}
+		out[strings.Join(key, " ")] += v
+	}
+	return out
 }

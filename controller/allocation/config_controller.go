@@ -54,11 +54,16 @@ func (r *ConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: r.Namespace, Name: "config"}}}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).Named("config")
-	for _, o := range []client.Object{&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
-		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &corev1.Secret{}} {
+	for _, o := range configKinds() {
 		b = b.Watches(o, one)
 	}
 	return b.Complete(r)
+}
+
+// configKinds are the objects a configuration is compiled from (configlist.List reads them).
+func configKinds() []client.Object {
+	return []client.Object{&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
+		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &corev1.Secret{}}
 }
 
 // Reconcile compiles and installs the configuration.

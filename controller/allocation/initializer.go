@@ -3,6 +3,7 @@ package allocation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -33,6 +34,13 @@ type Initializer struct {
 func (i *Initializer) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("initializer")
 	begin := time.Now()
+	// Start every informer adoption reads now, together, rather than one after another as
+	// each first read would; the controllers may not have asked for them yet.
+	for _, o := range append(configKinds(), &corev1.Service{}, &corev1.Namespace{}) {
+		if _, err := i.Cache.GetInformer(ctx, o, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("adopt existing assignments: watch %T: %w", o, err)
+		}
+	}
 	if !i.Cache.WaitForCacheSync(ctx) {
 		return errors.New("adopt existing assignments: caches did not sync")
 	}

@@ -145,11 +145,6 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	// Every Service reconcile reads its Namespace's labels. Asking for the informer now starts
-	// it with the others, instead of at the first reconcile, which would wait for its list.
-	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
-		return fmt.Errorf("watch namespaces: %w", err)
-	}
 	reg := cfg.Registry
 	if reg == nil {
 		reg = metrics.Registry
