@@ -24,18 +24,33 @@ $(IMAGE_BUILDER): hack/images/go.mod hack/images/go.sum $(wildcard hack/images/*
 # `make bin/image-builder` from the repository root names the same file.
 bin/image-builder: $(IMAGE_BUILDER)
 
-.PHONY: images
-images: $(IMAGE_BUILDER) ## Build bin/images/controller.tar and speaker.tar (docker/podman load, ctr images import) and print their digests.
-	@mkdir -p $(IMAGES_DIR)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/controller ./controller
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/speaker ./speaker
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/ironlb ./speaker/cmd/ironlb
-	@export SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); \
-	$(IMAGE_BUILDER) --binary $(IMAGES_DIR)/controller --entrypoint /controller --user 65532:65532 \
-	  --ref $(IMAGE_REGISTRY)/controller:$(VERSION) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)/controller.tar; \
-	$(IMAGE_BUILDER) --binary $(IMAGES_DIR)/speaker --entrypoint /speaker --user 0:0 --add /ironlb=$(IMAGES_DIR)/ironlb \
-	  --ref $(IMAGE_REGISTRY)/speaker:$(VERSION) --arch $(IMAGE_ARCH) --out $(IMAGES_DIR)/speaker.tar
+# The speaker image carries nft for the proxy core (--proxy=nftables): the builder's --nft copies
+# it, the libraries it loads and the loader from this machine's Debian nftables package (it
+# fails naming the package to install), so a Debian update changes the speaker's digest.
+IMAGE_FLAGS_controller := --entrypoint /controller --user 65532:65532
+IMAGE_FLAGS_speaker := --entrypoint /speaker --user 0:0 --add /ironlb=$(IMAGES_DIR)/ironlb --nft
 
+.PHONY: images
+images: $(IMAGES_DIR)/controller.tar $(IMAGES_DIR)/speaker.tar ## Build bin/images/controller.tar and speaker.tar (docker/podman load, ctr images import) and print their digests.
+
+# Always rerun (FORCE): go build and the builder decide from the sources what changed, and the
+# same inputs give the same bytes.
+$(IMAGES_DIR)/speaker.tar: $(IMAGES_DIR)/ironlb
+$(IMAGES_DIR)/%.tar: $(IMAGE_BUILDER) FORCE
+	@mkdir -p $(IMAGES_DIR)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/$* ./$*
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) --binary $(IMAGES_DIR)/$* $(IMAGE_FLAGS_$*) \
+	  --ref $(IMAGE_REGISTRY)/$*:$(VERSION) --arch $(IMAGE_ARCH) --out $@
+
+$(IMAGES_DIR)/ironlb: FORCE
+	@mkdir -p $(IMAGES_DIR)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $@ ./speaker/cmd/ironlb
+
+.PHONY: FORCE
+FORCE:
+
+# The unit tests, then the speaker image as `make images` writes it, unpacked and run as root:
+# its nft loads the proxy's golden rulesets in a network namespace of the test's own.
 .PHONY: test-images
-test-images: ## Unit tests of the image builder (hack/images, its own module).
-	cd hack/images && $(GO) test ./...
+test-images: $(IMAGES_DIR)/speaker.tar ## Tests of the image builder (hack/images, its own module) and of the speaker image's nft.
+	cd hack/images && IRONLB_IMAGES_DIR=$(IMAGES_DIR) $(GO) test -count=1 ./...
