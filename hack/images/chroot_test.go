@@ -43,24 +43,21 @@ const servicesRuleset = `table inet ironlb-image-test {
 
 // TestSpeakerImageRunsNft unpacks the speaker image into a directory and, inside a network
 // namespace of its own, loads the proxy's golden rulesets with the image's nft (chroot, with
-// only the image's PATH) and lists them back as knftables does. With IRONLB_IMAGES_DIR (make
+// only the image's PATH, the DaemonSet's capabilities and a read-only root) and lists them back
+// as knftables does. With IRONLB_IMAGES_DIR (make
 // test-images) it checks the image `make images` wrote, and runs its /speaker and /ironlb too.
 func TestSpeakerImageRunsNft(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: chroot and a network namespace")
 	}
 	// The host's tools by absolute path: the commands run with the image's PATH only.
-	chroot, err := exec.LookPath("chroot")
-	if err != nil {
-		t.Skip("no chroot (coreutils)")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("no unshare (util-linux)")
-	}
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
+	tools := map[string]string{}
+	for _, tool := range []string{"chroot", "unshare", "setpriv", "mount", "sh"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s on this machine (coreutils, util-linux, mount, dash)", tool)
+		}
+		tools[tool] = p
 	}
 	needHostNft(t)
 
@@ -82,7 +79,7 @@ func TestSpeakerImageRunsNft(t *testing.T) {
 	root := t.TempDir()
 	unpack(t, img, root)
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(chroot, append([]string{root}, args...)...)
+		cmd := exec.Command(tools["chroot"], append([]string{root}, args...)...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -135,16 +132,23 @@ func TestSpeakerImageRunsNft(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "ruleset.nft"), []byte(rs.text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			// One shell in one fresh network namespace (gone when it exits, also after a
-			// killed run): check as knftables does, load, list as knftables does, list
-			// as a user would. "nft" is found through the image's PATH by chroot.
+			// One shell in a fresh network and mount namespace (both gone when it exits,
+			// also after a killed run), set up like the speaker's DaemonSet: a read-only
+			// root, no_new_privs and only NET_ADMIN and NET_RAW (plus SYS_CHROOT for
+			// chroot itself). It checks as knftables does, loads, lists as knftables
+			// does and as a user would. chroot finds "nft" through the image's PATH.
 			script := `set -e
-"$1" "$2" nft --check -f /ruleset.nft
-"$1" "$2" nft -f /ruleset.nft
-"$1" "$2" nft --json --terse list table "$3" "$4"
+chroot=$1 root=$2 setpriv=$3 mount=$4
+"$mount" --bind "$root" "$root"
+"$mount" -o remount,bind,ro "$root"
+nft() { "$setpriv" --no-new-privs --bounding-set=-all,+net_admin,+net_raw,+sys_chroot -- "$chroot" "$root" nft "$@"; }
+nft --check -f /ruleset.nft
+nft -f /ruleset.nft
+nft --json --terse list table "$5" "$6"
 echo '---'
-"$1" "$2" nft list ruleset`
-			cmd := exec.Command(unshare, "--net", "--", sh, "-c", script, "sh", chroot, root, rs.family, rs.table)
+nft list ruleset`
+			cmd := exec.Command(tools["unshare"], "--net", "--mount", "--", tools["sh"], "-c", script, "sh",
+				tools["chroot"], root, tools["setpriv"], tools["mount"], rs.family, rs.table)
 			cmd.Env = env
 			out, err := cmd.CombinedOutput()
 			if err != nil {
