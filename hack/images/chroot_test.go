@@ -44,8 +44,8 @@ const servicesRuleset = `table inet ironlb-image-test {
 // TestSpeakerImageRunsNft unpacks the speaker image into a directory and, inside a network
 // namespace of its own, loads the proxy's golden rulesets with the image's nft (chroot, with
 // only the image's PATH, the DaemonSet's capabilities and a read-only root) and lists them back
-// as knftables does. With IRONLB_IMAGES_DIR (make
-// test-images) it checks the image `make images` wrote, and runs its /speaker and /ironlb too.
+// as knftables does. With IRONLB_IMAGES_DIR (make test-images) it checks the image `make images`
+// wrote, and runs its /speaker and /ironlb too.
 func TestSpeakerImageRunsNft(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: chroot and a network namespace")

@@ -1,8 +1,9 @@
 # Container images: the static controller and speaker binaries on an empty base (the speaker's
-# with /ironlb beside it, for `kubectl exec ds/ironlb-speaker -- /ironlb doctor`), written as
-# docker-save tarballs by the builder in hack/images (go-containerregistry, its own module). No
-# Docker daemon, no base-image pull; offline once the Go module cache is warm. The same commit
-# built again gives byte-identical tarballs and the same digests.
+# with /ironlb beside it, for `kubectl exec ds/ironlb-speaker -- /ironlb doctor`, and nft for
+# the proxy core), written as docker-save tarballs by the builder in hack/images
+# (go-containerregistry, its own module). No Docker daemon, no base-image pull; offline once the
+# Go module cache is warm. The same commit and installed Debian packages built again give
+# byte-identical tarballs and the same digests.
 
 # The install contract's tag: ghcr.io/ironlb/{controller,speaker}:$(VERSION).
 VERSION ?= v0.1.0
