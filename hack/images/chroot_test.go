@@ -12,14 +12,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
-// imagesDirEnv names the directory `make images` wrote; `make test-images` sets it so the
+// imagesDirEnv names the directory `make images` wrote; `make check-images` sets it so the
 // speaker image under test is the one that ships, not one built from stand-ins.
 const imagesDirEnv = "IRONLB_IMAGES_DIR"
+
+// speakerArgsEnv holds the builder arguments `make images` gives for the speaker (`make
+// test-images` sets it): the test builds with exactly those, stand-in binaries swapped in, so
+// `make test` checks the Makefile's flags without compiling the speaker.
+const speakerArgsEnv = "IRONLB_SPEAKER_IMAGE_ARGS"
 
 // goldenDir holds the proxy core's golden rulesets: whole knftables transactions, the text the
 // speaker feeds to nft.
@@ -61,15 +67,7 @@ func TestSpeakerImageRunsNft(t *testing.T) {
 	}
 	needHostNft(t)
 
-	var img v1.Image
-	dir := os.Getenv(imagesDirEnv)
-	if dir != "" {
-		img = loadTarball(t, filepath.Join(dir, "speaker.tar"), "") // whatever VERSION tagged it
-	} else {
-		t.Logf("%s unset: a speaker image from stand-in binaries (make test-images checks the real one)", imagesDirEnv)
-		file, _ := buildTarball(t, nftConfig(t))
-		img = loadTarball(t, file, "ghcr.io/ironlb/speaker:v0.1.0")
-	}
+	img, bins, real := speakerImage(t)
 	checkSpeakerConfig(t, img, "0:0")
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -85,16 +83,16 @@ func TestSpeakerImageRunsNft(t *testing.T) {
 		return string(out), err
 	}
 
-	if dir != "" {
-		for _, b := range []string{"speaker", "ironlb"} {
-			want, err := os.ReadFile(filepath.Join(dir, b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, err := os.ReadFile(filepath.Join(root, b)); err != nil || !bytes.Equal(got, want) {
-				t.Errorf("/%s in the image is not %s/%s (%v)", b, dir, b, err)
-			}
+	for imagePath, file := range bins {
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got, err := os.ReadFile(filepath.Join(root, imagePath)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s in the image is not %s (%v)", imagePath, file, err)
+		}
+	}
+	if real {
 		// Static binaries run beside the Debian files: the layers did not shadow them.
 		if out, err := run("/speaker", "--help"); err != nil || !strings.Contains(out, "-proxy") {
 			t.Errorf("/speaker --help: %v\n%s", err, out)
@@ -165,6 +163,56 @@ nft list ruleset`
 			}
 		})
 	}
+}
+
+// speakerImage returns the speaker image under test, the files its binaries must hold (image
+// path -> file) and whether they are the real speaker and CLI: the tarball of `make images`
+// with IRONLB_IMAGES_DIR; else one built with the Makefile's arguments (IRONLB_SPEAKER_IMAGE_ARGS)
+// or, run by hand, with nftConfig, both with stand-in binaries.
+func speakerImage(t *testing.T) (v1.Image, map[string]string, bool) {
+	t.Helper()
+	if dir := os.Getenv(imagesDirEnv); dir != "" {
+		img := loadTarball(t, filepath.Join(dir, "speaker.tar"), "") // whatever VERSION tagged it
+		return img, map[string]string{"/speaker": filepath.Join(dir, "speaker"), "/ironlb": filepath.Join(dir, "ironlb")}, true
+	}
+	cfg := nftConfig(t)
+	if args := os.Getenv(speakerArgsEnv); args != "" {
+		var err error
+		cfg, _, err = parseFlags(append(strings.Fields(args), "--out", "unused.tar"))
+		if err != nil {
+			t.Fatalf("parse %s=%q: %v", speakerArgsEnv, args, err)
+		}
+		cfg.Created = time.Unix(1700000000, 0).UTC()
+		dir := t.TempDir()
+		cfg.Binary = standIn(t, dir, "speaker")
+		for i := range cfg.Extras {
+			cfg.Extras[i].Binary = standIn(t, dir, filepath.Base(cfg.Extras[i].Path))
+		}
+	} else {
+		t.Logf("%s and %s unset: a speaker image like nftConfig's", imagesDirEnv, speakerArgsEnv)
+	}
+	if !cfg.Nft {
+		t.Fatalf("the speaker image is built without --nft: %s", os.Getenv(speakerArgsEnv))
+	}
+	file, _ := buildTarball(t, cfg)
+	bins := map[string]string{cfg.Entrypoint: cfg.Binary}
+	for _, x := range cfg.Extras {
+		bins[x.Path] = x.Binary
+	}
+	if _, ok := bins["/ironlb"]; !ok {
+		t.Errorf("the speaker image has no /ironlb: binaries %v", bins)
+	}
+	return loadTarball(t, file, ""), bins, false
+}
+
+// standIn writes a few-byte file named name into dir, in place of a real binary.
+func standIn(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!stand-in "+name+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // checkListed checks nft's JSON listing names the table, the way knftables reads it.

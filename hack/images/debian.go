@@ -121,35 +121,11 @@ func collectProgram(run runner, pkg, prog, arch string, extra []string) (debBund
 
 	// Follow the symlink chains on the host first, so one dpkg-query call finds the owner of
 	// every file (each call reads all of dpkg's file lists, about a second).
-	type hop struct {
-		host string // path on the build machine
-		link string // the symlink's target as written, "" for the regular file at the end
-	}
 	chains := make([][]hop, len(wants))
 	var all []string
 	for i, w := range wants {
-		p := w.host
-		for range 16 {
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return debBundle{}, fmt.Errorf("read %s for the image: %w", p, err)
-			}
-			if fi.Mode()&os.ModeSymlink == 0 {
-				if !fi.Mode().IsRegular() {
-					return debBundle{}, fmt.Errorf("%s: not a regular file", p)
-				}
-				chains[i] = append(chains[i], hop{host: p})
-				break
-			}
-			t, err := os.Readlink(p)
-			if err != nil {
-				return debBundle{}, fmt.Errorf("read symlink %s: %w", p, err)
-			}
-			chains[i] = append(chains[i], hop{host: p, link: t})
-			p = resolveLink(p, t)
-		}
-		if last := chains[i][len(chains[i])-1]; last.link != "" {
-			return debBundle{}, fmt.Errorf("%s: too many levels of symlinks", w.host)
+		if chains[i], err = symlinkChain(w.host); err != nil {
+			return debBundle{}, err
 		}
 		for _, h := range chains[i] {
 			all = append(all, h.host)
@@ -170,11 +146,11 @@ func collectProgram(run runner, pkg, prog, arch string, extra []string) (debBund
 		pkgs[owners[host].pkg] = true
 		return nil
 	}
-	prog2, err := regularEntry(progPath, b.program)
+	progEntry, err := regularEntry(progPath, b.program)
 	if err != nil {
 		return debBundle{}, err
 	}
-	if err := add(prog2, progPath); err != nil {
+	if err := add(progEntry, progPath); err != nil {
 		return debBundle{}, err
 	}
 	for i, w := range wants {
@@ -210,6 +186,36 @@ func collectProgram(run runner, pkg, prog, arch string, extra []string) (debBund
 		return debBundle{}, err
 	}
 	return b, nil
+}
+
+// hop is one step of a symlink chain on the build machine.
+type hop struct {
+	host string // path on the build machine
+	link string // the symlink's target as written, "" for the regular file at the end
+}
+
+// symlinkChain follows p through its symlinks to a regular file.
+func symlinkChain(p string) ([]hop, error) {
+	var chain []hop
+	for range 16 {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s for the image: %w", p, err)
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if !fi.Mode().IsRegular() {
+				return nil, fmt.Errorf("%s: not a regular file", p)
+			}
+			return append(chain, hop{host: p}), nil
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return nil, fmt.Errorf("read symlink %s: %w", p, err)
+		}
+		chain = append(chain, hop{host: p, link: t})
+		p = resolveLink(p, t)
+	}
+	return nil, fmt.Errorf("%s: too many levels of symlinks", chain[0].host)
 }
 
 // checkInstalled fails with the apt-get command to run when pkg is not installed, or when the

@@ -25,11 +25,14 @@ $(IMAGE_BUILDER): hack/images/go.mod hack/images/go.sum $(wildcard hack/images/*
 # `make bin/image-builder` from the repository root names the same file.
 bin/image-builder: $(IMAGE_BUILDER)
 
-# The speaker image carries nft for the proxy core (--proxy=nftables): the builder's --nft copies
-# it, the libraries it loads and the loader from this machine's Debian nftables package (it
-# fails naming the package to install), so a Debian update changes the speaker's digest.
-IMAGE_FLAGS_controller := --entrypoint /controller --user 65532:65532
-IMAGE_FLAGS_speaker := --entrypoint /speaker --user 0:0 --add /ironlb=$(IMAGES_DIR)/ironlb --nft
+# The builder's arguments per image. The speaker image carries nft for the proxy core
+# (--proxy=nftables): --nft copies it, the libraries it loads and the loader from this
+# machine's Debian nftables package (it fails naming the package to install), so a Debian
+# update changes the speaker's digest.
+IMAGE_ARGS_controller = --binary $(IMAGES_DIR)/controller --entrypoint /controller --user 65532:65532 \
+  --ref $(IMAGE_REGISTRY)/controller:$(VERSION) --arch $(IMAGE_ARCH)
+IMAGE_ARGS_speaker = --binary $(IMAGES_DIR)/speaker --entrypoint /speaker --user 0:0 \
+  --add /ironlb=$(IMAGES_DIR)/ironlb --nft --ref $(IMAGE_REGISTRY)/speaker:$(VERSION) --arch $(IMAGE_ARCH)
 
 .PHONY: images
 images: $(IMAGES_DIR)/controller.tar $(IMAGES_DIR)/speaker.tar ## Build bin/images/controller.tar and speaker.tar (docker/podman load, ctr images import) and print their digests.
@@ -40,8 +43,7 @@ $(IMAGES_DIR)/speaker.tar: $(IMAGES_DIR)/ironlb
 $(IMAGES_DIR)/%.tar: $(IMAGE_BUILDER) FORCE
 	@mkdir -p $(IMAGES_DIR)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w -buildid=" -o $(IMAGES_DIR)/$* ./$*
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) --binary $(IMAGES_DIR)/$* $(IMAGE_FLAGS_$*) \
-	  --ref $(IMAGE_REGISTRY)/$*:$(VERSION) --arch $(IMAGE_ARCH) --out $@
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_BUILDER) $(IMAGE_ARGS_$*) --out $@
 
 $(IMAGES_DIR)/ironlb: FORCE
 	@mkdir -p $(IMAGES_DIR)
@@ -50,8 +52,14 @@ $(IMAGES_DIR)/ironlb: FORCE
 .PHONY: FORCE
 FORCE:
 
-# The unit tests, then the speaker image as `make images` writes it, unpacked and run as root:
-# its nft loads the proxy's golden rulesets in a network namespace of the test's own.
+# In `make test`: the builder's tests, and a speaker image built with IMAGE_ARGS_speaker (stand-in
+# binaries: compiling the real ones with these flags would cost minutes of a cold `make test`)
+# unpacked and run as root, its nft loading the proxy's golden rulesets in a network namespace.
 .PHONY: test-images
-test-images: $(IMAGES_DIR)/speaker.tar ## Tests of the image builder (hack/images, its own module) and of the speaker image's nft.
-	cd hack/images && IRONLB_IMAGES_DIR=$(IMAGES_DIR) $(GO) test -count=1 ./...
+test-images: ## Tests of the image builder (hack/images, its own module) and of the speaker image's nft.
+	cd hack/images && IRONLB_SPEAKER_IMAGE_ARGS='$(IMAGE_ARGS_speaker)' $(GO) test -count=1 ./...
+
+# The same check on the images `make images` wrote, with the real speaker and CLI, which it runs.
+.PHONY: check-images
+check-images: images ## Build the images, then check the speaker image's nft, binaries and config (root).
+	cd hack/images && IRONLB_IMAGES_DIR=$(IMAGES_DIR) $(GO) test -count=1 -run 'TestSpeakerImageRunsNft' -v ./...
