@@ -36,7 +36,8 @@ const (
 const imagePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Config describes one image. Every field that reaches the image bytes is listed here, so the
-// same Config and binary always give the same digest.
+// same Config and binaries (and with Nft the same installed Debian packages) always give the
+// same digest.
 type Config struct {
 	// Binary is the file put into the image. Required.
 	Binary string
