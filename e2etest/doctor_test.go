@@ -183,10 +183,17 @@ func TestDoctor(t *testing.T) {
 	t.Run("bridge-nf-call-iptables=0 with a bridge (seed 003)", func(t *testing.T) {
 		inNode(t, other, "ip", "link", "add", "cni0", "type", "bridge")
 		t.Cleanup(func() { inNode(t, other, "ip", "link", "del", "cni0") })
+		// A bridge bridges something only with a port (a pod's veth on a real node); one
+		// without is no finding.
+		r, _ := run(t, other, "--no-probe")
+		expect(t, r, doctor.CheckBridgeNF, doctor.OK, "cni0: nothing attached")
+		inNode(t, other, "ip", "link", "add", "cni0p0", "type", "veth", "peer", "name", "cni0p1") // no dummy driver here
+		t.Cleanup(func() { inNode(t, other, "ip", "link", "del", "cni0p0") })
+		inNode(t, other, "ip", "link", "set", "cni0p0", "master", "cni0")
 		if _, err := other.Exec(ctx, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0"); err != nil {
 			// No br_netfilter in this kernel: the sysctl is missing, which the doctor reports too.
 			t.Logf("cannot set bridge-nf-call-iptables in the node namespace (%v): checking the br_netfilter-missing branch", err)
-			r, _ := run(t, other, "--no-probe")
+			r, _ = run(t, other, "--no-probe")
 			expect(t, r, doctor.CheckBridgeNF, doctor.Error, "br_netfilter is not loaded", "cni0")
 			return
 		}
@@ -349,10 +356,12 @@ func TestDoctor(t *testing.T) {
 			next = cluster.OnlyOne(got, 2)
 			return next != "" && next != owner, fmt.Sprintf("replies %v", got)
 		})
+		// Usually owner -> next; on a loaded machine the third node may announce for a moment
+		// while memberlist converges, and then the latest change, which status shows, is from it.
 		testenv.Eventually(t, 15*time.Second, "status shows the failover", func() (bool, string) {
 			out, _ := cliInRoot(t, bin, "status", "testsvc", "-n", ns)
 			return strings.Contains(out, "Announced by:   "+next+" on eth0") &&
-				strings.Contains(out, "Last failover:  "+owner+" -> "+next+" at "), out
+				strings.Contains(out, " -> "+next+" at ") && !strings.Contains(out, "Last failover:  "+next+" -> "), out
 		})
 		out, _ = cliInRoot(t, bin, "status", "-n", ns)
 		t.Logf("kubectl ironlb status -n %s after the failover:\n%s", ns, out)

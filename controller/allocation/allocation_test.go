@@ -406,7 +406,8 @@ func TestAdoptionAtStart(t *testing.T) {
 	t.Cleanup(func() { deleteServices(t, ns) })
 	putPool(t, configNS, "adopt", "{addresses: [10.5.0.0/29]}")
 	// What MetalLB left behind: status and its annotation, written with no controller running.
-	for _, m := range []struct{ name, ip string }{{"old-a", "10.5.0.3"}, {"old-b", "10.5.0.0"}, {"old-c", "10.5.0.5"}} {
+	// old-out holds an address no pool contains (the pool was shrunk while no controller ran).
+	for _, m := range []struct{ name, ip string }{{"old-a", "10.5.0.3"}, {"old-b", "10.5.0.0"}, {"old-c", "10.5.0.5"}, {"old-out", "10.5.1.9"}} {
 		s := create(t, newService(ns, m.name))
 		vip := corev1.LoadBalancerIPModeVIP
 		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: m.ip, IPMode: &vip}}
@@ -423,13 +424,19 @@ func TestAdoptionAtStart(t *testing.T) {
 	waitIPs(t, ns, "old-a", "adopt", "10.5.0.3")
 	waitIPs(t, ns, "old-b", "adopt", "10.5.0.0")
 	waitIPs(t, ns, "old-c", "adopt", "10.5.0.5")
+	// Kept, and told so at start rather than at the next configuration change.
+	waitEvent(t, ns, "old-out", allocation.ReasonIPOutsidePools, "10.5.1.9 is no longer in any IPAddressPool")
+	if got := ipsOf(getSvc(t, ns, "old-out")); !slices.Equal(got, []string{"10.5.1.9"}) {
+		t.Errorf("old-out = %v, want it to keep 10.5.1.9", got)
+	}
 
 	// A restart changes nothing, and the next Service still gets the lowest free address.
 	stop()
 	startController(t, configNS)
 	create(t, newService(ns, "new-3"))
 	waitIPs(t, ns, "new-3", "adopt", "10.5.0.4")
-	for name, ip := range map[string]string{"old-a": "10.5.0.3", "old-b": "10.5.0.0", "old-c": "10.5.0.5", "new-1": "10.5.0.1", "new-2": "10.5.0.2"} {
+	for name, ip := range map[string]string{"old-a": "10.5.0.3", "old-b": "10.5.0.0", "old-c": "10.5.0.5", "old-out": "10.5.1.9",
+		"new-1": "10.5.0.1", "new-2": "10.5.0.2"} {
 		if got := ipsOf(getSvc(t, ns, name)); !slices.Equal(got, []string{ip}) {
 			t.Errorf("%s = %v after a restart, want %s", name, got, ip)
 		}

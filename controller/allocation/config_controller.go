@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,11 +54,16 @@ func (r *ConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: r.Namespace, Name: "config"}}}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).Named("config")
-	for _, o := range []client.Object{&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
-		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &corev1.Secret{}} {
+	for _, o := range configKinds() {
 		b = b.Watches(o, one)
 	}
 	return b.Complete(r)
+}
+
+// configKinds are the objects a configuration is compiled from (configlist.List reads them).
+func configKinds() []client.Object {
+	return []client.Object{&v1beta1.IPAddressPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{},
+		&v1beta2.BGPPeer{}, &v1beta1.BFDProfile{}, &v1beta1.Community{}, &corev1.Secret{}}
 }
 
 // Reconcile compiles and installs the configuration.
@@ -68,26 +74,49 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 // Apply compiles the current snapshot, installs it if usable, records the outcome in the
 // ConfigurationState, and re-queues the Services and pools it affects.
 func (r *ConfigReconciler) Apply(ctx context.Context) error {
-	snap, err := configlist.List(ctx, r.Client, r.Namespace)
+	res, err := r.load(ctx)
 	if err != nil {
 		return err
 	}
+	return r.writeState(ctx, res.cfg, res.problems)
+}
+
+// Load is Apply without writing the ConfigurationState: Initializer needs the pools before it
+// adopts anything, and the API write can wait for the reconciler's first run.
+func (r *ConfigReconciler) Load(ctx context.Context) error {
+	_, err := r.load(ctx)
+	return err
+}
+
+// compiled is the outcome of one compilation: the configuration if usable, and its problems.
+type compiled struct {
+	cfg      *config.Config
+	problems error
+}
+
+func (r *ConfigReconciler) load(ctx context.Context) (compiled, error) {
+	snap, err := configlist.List(ctx, r.Client, r.Namespace)
+	if err != nil {
+		return compiled{}, err
+	}
 	cfg, cerr := config.Compile(snap)
 	if cfg != nil {
-		orphans := r.State.SetConfig(cfg)
+		orphans, changed := r.State.SetConfig(cfg)
 		r.warnOrphans(ctx, orphans)
-		for _, p := range cfg.Pools {
-			r.State.requeuePool(p.Name)
-		}
-		if r.State.Ready() {
-			r.requeueServices(ctx)
+		if changed {
+			for _, p := range cfg.Pools {
+				r.State.requeuePool(p.Name)
+			}
+			if r.State.Ready() {
+				r.requeueServices(ctx)
+			}
 		}
 	}
 	if cerr != nil {
 		log.FromContext(ctx).Info("configuration has problems", "usable", cfg != nil, "problems", cerr.Error())
 	}
 	r.Metrics.setConfigInvalid(cfg == nil)
-	return r.writeState(ctx, cfg, cerr)
+	return compiled{cfg: cfg, problems: cerr}, nil
 }
 
 func (r *ConfigReconciler) requeueServices(ctx context.Context) {
@@ -133,7 +162,8 @@ func (r *ConfigReconciler) writeState(ctx context.Context, cfg *config.Config, c
 			return fmt.Errorf("create ConfigurationState %s: %w", key, err)
 		}
 	}
-	patch := client.MergeFrom(cs.DeepCopy())
+	before := cs.DeepCopy()
+	patch := client.MergeFrom(before)
 	cond := metav1.Condition{Type: "Valid", ObservedGeneration: cs.Generation}
 	switch {
 	case cerr == nil:
@@ -148,6 +178,11 @@ func (r *ConfigReconciler) writeState(ctx context.Context, cfg *config.Config, c
 		}
 	}
 	meta.SetStatusCondition(&cs.Status.Conditions, cond)
+	if equality.Semantic.DeepEqual(cs.Status, before.Status) {
+		// Nothing to say: every configuration event (a pool's status write among them) would
+		// otherwise cost an API call.
+		return nil
+	}
 	if err := r.Client.Status().Patch(ctx, cs, patch); err != nil {
 		return fmt.Errorf("write ConfigurationState %s: %w", key, err)
 	}

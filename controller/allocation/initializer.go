@@ -3,9 +3,11 @@ package allocation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -31,14 +33,23 @@ type Initializer struct {
 // Start implements manager.Runnable.
 func (i *Initializer) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithName("initializer")
+	begin := time.Now()
+	// Start every informer adoption reads now, together, rather than one after another as
+	// each first read would; the controllers may not have asked for them yet.
+	for _, o := range append(configKinds(), &corev1.Service{}, &corev1.Namespace{}) {
+		if _, err := i.Cache.GetInformer(ctx, o, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("adopt existing assignments: watch %T: %w", o, err)
+		}
+	}
 	if !i.Cache.WaitForCacheSync(ctx) {
 		return errors.New("adopt existing assignments: caches did not sync")
 	}
-	if err := i.Config.Apply(ctx); err != nil {
+	if err := i.Config.Load(ctx); err != nil {
 		// Without a configuration nothing can be allocated, but addresses are still adopted
 		// (AllowOrphan) so none is handed out twice once one arrives.
 		logger.Error(err, "load configuration at start")
 	}
+	synced := time.Now()
 	svcs := &corev1.ServiceList{}
 	if err := i.Client.List(ctx, svcs); err != nil {
 		return err
@@ -73,8 +84,12 @@ func (i *Initializer) Start(ctx context.Context) error {
 		}
 		adopted++
 	}
-	i.State.ready.Store(true)
-	logger.Info("adopted existing assignments", "services", adopted)
+	// Adopted addresses outside every pool stay with their Services; say so now rather than at
+	// the next configuration change.
+	i.Config.warnOrphans(ctx, i.State.Alloc.Orphans())
+	i.State.open()
+	logger.Info("adopted existing assignments", "services", adopted,
+		"cacheSync", synced.Sub(begin).String(), "adoption", time.Since(synced).String())
 	for idx := range items {
 		svc := &items[idx]
 		// LoadBalancers to serve, plus any Service still carrying what we wrote: one turned into

@@ -33,11 +33,26 @@ type PoolStatusReconciler struct {
 // SetupWithManager registers the reconciler.
 func (r *PoolStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ns := r.Namespace
+	later := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}, poolStatusDelay)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("pool-status").
-		For(&v1beta1.IPAddressPool{}).
 		// Allocation changes arrive one per Service; queueing the pool a moment later lets a
-		// burst of them collapse into one status write (the queue holds a key once).
+		// burst of them collapse into one status write (the queue holds a key once). The
+		// pool's own events are delayed too: each status write comes back as one, and an
+		// immediate recount would write again at once while a burst is still changing usage.
+		Watches(&v1beta1.IPAddressPool{}, handler.Funcs{
+			CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				later(q, e.Object)
+			},
+			UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				later(q, e.ObjectNew)
+			},
+			DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				later(q, e.Object)
+			},
+		}).
 		WatchesRawSource(source.Channel(r.State.poolEvents, handler.Funcs{
 			GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 				q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: e.Object.GetName()}}, poolStatusDelay)

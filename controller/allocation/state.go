@@ -2,6 +2,7 @@ package allocation
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -20,10 +21,15 @@ import (
 type State struct {
 	Alloc *allocator.Allocator
 
-	ready atomic.Bool
+	ready   atomic.Bool
+	readyCh chan struct{} // closed when the gate opens
 
-	mu      sync.Mutex
-	cfg     *config.Config
+	mu  sync.Mutex
+	cfg *config.Config
+
+	// cfgMu serialises SetConfig, so pools and the allocator never disagree.
+	cfgMu   sync.Mutex
+	pools   []allocator.Pool    // what the allocator was last given, to skip unchanged configurations
 	pending map[string]struct{} // Services that could not get addresses, retried on release
 	warned  map[string]string   // last Warning sent per Service, to send each cause once
 	written map[string]write    // last write per Service, to recognise a cache that lags it
@@ -38,6 +44,7 @@ type State struct {
 func NewState() *State {
 	return &State{
 		Alloc:      allocator.New(),
+		readyCh:    make(chan struct{}),
 		pending:    map[string]struct{}{},
 		warned:     map[string]string{},
 		written:    map[string]write{},
@@ -49,6 +56,23 @@ func NewState() *State {
 // Ready reports whether existing assignments have been adopted, so new ones may be made.
 func (s *State) Ready() bool { return s.ready.Load() }
 
+// open opens the gate; Initializer calls it once, after adoption.
+func (s *State) open() {
+	if s.ready.CompareAndSwap(false, true) {
+		close(s.readyCh)
+	}
+}
+
+// waitReady blocks until the gate opens and reports whether it did before ctx ended.
+func (s *State) waitReady(ctx context.Context) bool {
+	select {
+	case <-s.readyCh:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // Config returns the last valid configuration, or nil before the first.
 func (s *State) Config() *config.Config {
 	s.mu.Lock()
@@ -57,16 +81,25 @@ func (s *State) Config() *config.Config {
 }
 
 // SetConfig installs a compiled configuration and returns the Services holding addresses no
-// pool contains any more (they keep them, see docs/controller.md).
-func (s *State) SetConfig(cfg *config.Config) (orphans []string) {
-	s.mu.Lock()
-	s.cfg = cfg
-	s.mu.Unlock()
+// pool contains any more (they keep them, see docs/controller.md), and whether the pools
+// changed. Unchanged pools leave the allocator as it is: every status write to an
+// IPAddressPool comes back as a configuration event, and rebuilding the allocator and
+// re-queueing every Service for each would cost a burst of allocations dearly.
+func (s *State) SetConfig(cfg *config.Config) (orphans []string, changed bool) {
 	pools := make([]allocator.Pool, 0, len(cfg.Pools))
 	for _, p := range cfg.Pools {
 		pools = append(pools, toAllocatorPool(p))
 	}
-	return s.Alloc.SetPools(pools)
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	if s.pools != nil && reflect.DeepEqual(s.pools, pools) {
+		return s.Alloc.Orphans(), false
+	}
+	s.pools = pools
+	return s.Alloc.SetPools(pools), true
 }
 
 func (s *State) setPending(key string, pending bool) {

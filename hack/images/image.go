@@ -26,10 +26,18 @@ const (
 	labelSource  = "org.opencontainers.image.source"
 	labelVersion = "org.opencontainers.image.version"
 	sourceURL    = "https://github.com/ironlb/ironlb"
+	// labelDebPrefix + package name labels the version of each Debian package files were
+	// taken from, e.g. io.ironlb.debian.nftables=1.0.6-2+deb12u2.
+	labelDebPrefix = "io.ironlb.debian."
 )
 
+// imagePath is the PATH of an image with Debian files: Docker's default, which has /usr/sbin
+// (nft) in it. knftables runs exec.LookPath("nft"), which fails without a PATH.
+const imagePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Config describes one image. Every field that reaches the image bytes is listed here, so the
-// same Config and binary always give the same digest.
+// same Config and binaries (and with Nft the same installed Debian packages) always give the
+// same digest.
 type Config struct {
 	// Binary is the file put into the image. Required.
 	Binary string
@@ -52,6 +60,12 @@ type Config struct {
 	// image (for `kubectl exec ... -- /ironlb doctor`). Each must have its own clean absolute
 	// path. Default none.
 	Extras []Extra
+	// Nft adds nft from the build machine's Debian nftables package, with exactly the shared
+	// libraries it loads, the loader, /etc/protocols and /etc/services, in a layer below the
+	// binaries; sets PATH so knftables finds nft; and records the packages' versions as
+	// labels (labelDebPrefix + package). The build machine must be Debian-based, have
+	// nftables installed and match Arch. Default false (an empty base).
+	Nft bool
 }
 
 // Extra is one more binary in the image.
@@ -62,9 +76,10 @@ type Extra struct {
 	Binary string
 }
 
-// Build assembles the image: no base layers, one layer with Binary at Entrypoint, and a config
-// with only the entrypoint, user, labels and platform. Nothing in it depends on the clock, the
-// host or the binary's path on disk.
+// Build assembles the image: no base layers, with Nft a layer of Debian files, then one layer
+// with Binary at Entrypoint and the Extras, and a config with only the entrypoint, user, labels,
+// platform and (with Nft) PATH. Nothing in it depends on the clock, the binaries' paths on disk
+// or, beyond the installed Debian packages' files, on the host.
 func Build(cfg Config) (v1.Image, name.Tag, error) {
 	tag, err := name.NewTag(cfg.Ref, name.StrictValidation)
 	if err != nil {
@@ -84,13 +99,13 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 		return nil, name.Tag{}, fmt.Errorf("binary %s for %s: %w", cfg.Binary, tag, err)
 	}
 
-	files := []layerFile{{strings.TrimPrefix(cfg.Entrypoint, "/"), bin}}
+	files := []layerEntry{{name: strings.TrimPrefix(cfg.Entrypoint, "/"), content: bin, mode: 0o755}}
 	for _, x := range cfg.Extras {
 		if !cleanFilePath(x.Path) {
 			return nil, name.Tag{}, fmt.Errorf("extra binary path %q: want a clean absolute file path such as /ironlb", x.Path)
 		}
 		p := strings.TrimPrefix(x.Path, "/")
-		if slices.ContainsFunc(files, func(f layerFile) bool { return f.name == p }) {
+		if slices.ContainsFunc(files, func(f layerEntry) bool { return f.name == p }) {
 			return nil, name.Tag{}, fmt.Errorf("extra binary path %s: already in the image", x.Path)
 		}
 		b, err := os.ReadFile(x.Binary)
@@ -100,34 +115,53 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 		if err := checkStatic(b, cfg.Arch); err != nil {
 			return nil, name.Tag{}, fmt.Errorf("binary %s for %s: %w", x.Binary, tag, err)
 		}
-		files = append(files, layerFile{p, b})
-	}
-	layerTar, err := filesTar(files, cfg.Created)
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("build layer of %s: %w", tag, err)
-	}
-	layer, err := tarball.LayerFromOpener(
-		func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil },
-		// gzip rather than zstd: every runtime and registry in use reads it. The compressed
-		// bytes are a pure function of the input (no name or mtime in the gzip header).
-		tarball.WithCompressionLevel(gzip.BestCompression),
-		tarball.WithCompressedCaching,
-	)
-	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("build layer of %s: %w", tag, err)
+		files = append(files, layerEntry{name: p, content: b, mode: 0o755})
 	}
 
 	created := v1.Time{Time: cfg.Created}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{
-		Layer: layer,
-		History: v1.History{
+	var adds []mutate.Addendum
+	labels := map[string]string{}
+	var env []string
+	if cfg.Nft {
+		deb, err := collectNft(cfg.Arch)
+		if err != nil {
+			return nil, name.Tag{}, fmt.Errorf("build %s: %w", tag, err)
+		}
+		var entries []layerEntry
+		for _, e := range deb.entries {
+			if slices.ContainsFunc(files, func(f layerEntry) bool { return f.name == e.name }) {
+				return nil, name.Tag{}, fmt.Errorf("build %s: /%s is both a binary and a Debian file", tag, e.name)
+			}
+			entries = append(entries, e)
+		}
+		// The Debian files go below the binaries: they change only with a Debian update,
+		// so nodes keep that layer when a new speaker is pulled.
+		layer, err := newLayer(entries, cfg.Created)
+		if err != nil {
+			return nil, name.Tag{}, fmt.Errorf("build Debian layer of %s: %w", tag, err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: layer, History: v1.History{
 			Created:   created,
-			CreatedBy: createdBy(cfg),
-			Comment:   "ironlb hack/images",
-		},
-	})
+			CreatedBy: fmt.Sprintf("COPY %s from Debian nftables %s with its libraries", deb.program, deb.versions["nftables"]),
+			Comment:   "ironlb hack/images: files of the build machine's Debian packages",
+		}})
+		for p, v := range deb.versions {
+			labels[labelDebPrefix+p] = v
+		}
+		env = []string{imagePath}
+	}
+	layer, err := newLayer(files, cfg.Created)
 	if err != nil {
-		return nil, name.Tag{}, fmt.Errorf("append layer to %s: %w", tag, err)
+		return nil, name.Tag{}, fmt.Errorf("build layer of %s: %w", tag, err)
+	}
+	adds = append(adds, mutate.Addendum{Layer: layer, History: v1.History{
+		Created:   created,
+		CreatedBy: createdBy(cfg),
+		Comment:   "ironlb hack/images",
+	}})
+	img, err := mutate.Append(empty.Image, adds...)
+	if err != nil {
+		return nil, name.Tag{}, fmt.Errorf("append layers to %s: %w", tag, err)
 	}
 
 	cf, err := img.ConfigFile()
@@ -142,13 +176,13 @@ func Build(cfg Config) (v1.Image, name.Tag, error) {
 	if version == "" {
 		version = tag.TagStr()
 	}
+	labels[labelSource] = sourceURL
+	labels[labelVersion] = version
 	cf.Config = v1.Config{
 		Entrypoint: []string{cfg.Entrypoint},
 		User:       cfg.User,
-		Labels: map[string]string{
-			labelSource:  sourceURL,
-			labelVersion: version,
-		},
+		Env:        env,
+		Labels:     labels,
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -162,35 +196,65 @@ func cleanFilePath(p string) bool {
 	return path.IsAbs(p) && path.Clean(p) == p && p != "/"
 }
 
-// layerFile is one executable in the layer.
-type layerFile struct {
-	name    string // relative to the root, e.g. "speaker"
-	content []byte
+// layerEntry is one file or symlink in a layer.
+type layerEntry struct {
+	name    string // relative to the root, e.g. "speaker" or "usr/sbin/nft"
+	content []byte // a regular file's bytes
+	mode    int64  // a regular file's permissions: 0755 or 0644
+	link    string // a symlink's target as written; set for symlinks only
 }
 
-// filesTar returns an uncompressed tar holding the files, sorted by name, each executable and
-// owned by root. Only the fields set here reach the archive: no owner names, no atime/ctime, no
-// PAX records. A file in a subdirectory gets no directory entry: the runtimes create the
-// directory.
-func filesTar(files []layerFile, mtime time.Time) ([]byte, error) {
-	files = slices.Clone(files)
-	slices.SortFunc(files, func(a, b layerFile) int { return strings.Compare(a.name, b.name) })
+// newLayer builds a gzip layer from entries.
+func newLayer(entries []layerEntry, mtime time.Time) (v1.Layer, error) {
+	layerTar, err := entriesTar(entries, mtime)
+	if err != nil {
+		return nil, err
+	}
+	return tarball.LayerFromOpener(
+		func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerTar)), nil },
+		// gzip rather than zstd: every runtime and registry in use reads it. The compressed
+		// bytes are a pure function of the input (no name or mtime in the gzip header).
+		tarball.WithCompressionLevel(gzip.BestCompression),
+		tarball.WithCompressedCaching,
+	)
+}
+
+// entriesTar returns an uncompressed tar holding the entries and a directory entry (0755) for
+// each of their parent directories, sorted by name, so a parent always comes before what it
+// holds. Everything is owned by root, with the same mtime. Only the fields set here reach the
+// archive: no owner names, no atime/ctime, no PAX records.
+func entriesTar(entries []layerEntry, mtime time.Time) ([]byte, error) {
+	type item struct {
+		name string
+		hdr  *tar.Header
+		body []byte
+	}
+	var items []item
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		for d := path.Dir(e.name); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			items = append(items, item{name: d + "/", hdr: &tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}})
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Mode: e.mode, Size: int64(len(e.content))}
+		if e.link != "" {
+			hdr = &tar.Header{Typeflag: tar.TypeSymlink, Mode: 0o777, Linkname: e.link}
+		}
+		items = append(items, item{name: e.name, hdr: hdr, body: e.content})
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, f := range files {
-		hdr := &tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     f.name,
-			Mode:     0o755,
-			Size:     int64(len(f.content)),
-			ModTime:  mtime,
-			Format:   tar.FormatUSTAR,
+	for i, it := range items {
+		if i > 0 && items[i-1].name == it.name {
+			return nil, fmt.Errorf("%s: twice in one layer", it.name)
 		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, fmt.Errorf("write tar header for %s: %w", f.name, err)
+		it.hdr.Name, it.hdr.ModTime, it.hdr.Format = it.name, mtime, tar.FormatUSTAR
+		if err := tw.WriteHeader(it.hdr); err != nil {
+			return nil, fmt.Errorf("write tar header for %s: %w", it.name, err)
 		}
-		if _, err := tw.Write(f.content); err != nil {
-			return nil, fmt.Errorf("write %s into tar: %w", f.name, err)
+		if _, err := tw.Write(it.body); err != nil {
+			return nil, fmt.Errorf("write %s into tar: %w", it.name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {

@@ -1,7 +1,9 @@
 // Command image-builder writes the controller's or the speaker's container image from a static
-// binary, offline: an empty base, one layer holding the binary, a fixed config. It needs no
-// Docker daemon and pulls no base image, and the same binary and flags always give the same
-// bytes and digest. `make images` runs it; README.md explains the output formats.
+// binary, offline: an empty base, one layer holding the binary, a fixed config; with --nft (the
+// speaker) a layer below it with nft and its libraries from the build machine's Debian
+// packages. It needs no Docker daemon and pulls no base image, and the same binary, flags and
+// installed packages always give the same bytes and digest. `make images` runs it; README.md
+// explains the layers and output formats.
 package main
 
 import (
@@ -49,6 +51,7 @@ func parseFlags(args []string) (Config, outputs, error) {
 		cfg.Extras = append(cfg.Extras, Extra{Path: p, Binary: file})
 		return nil
 	})
+	fs.BoolVar(&cfg.Nft, "nft", false, "add nft, the shared libraries it loads and the loader from this machine's Debian nftables package (must be installed), and set PATH")
 	fs.StringVar(&out.tarball, "out", "", "write a docker-save style tarball here")
 	fs.StringVar(&out.ociDir, "oci-dir", "", "write (or add to) an OCI image layout in this directory")
 	if err := fs.Parse(args); err != nil {

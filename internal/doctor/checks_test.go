@@ -5,6 +5,7 @@ package doctor
 // default/testsvc, 192.168.50.51 of default/local (externalTrafficPolicy Local).
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -136,20 +137,49 @@ func dump(rs []Result) string {
 
 func TestCheckIPForward(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		n    *NodeFacts
-		want want
+		name  string
+		n     *NodeFacts
+		ipv6  bool
+		wants []want
 	}{
-		{"on", node(nil, "net.ipv4.ip_forward=1"), want{OK, "net.ipv4.ip_forward=1"}},
-		{"off", node(nil, "net.ipv4.ip_forward=0"), want{Error, "net.ipv4.ip_forward=0 on this node"}},
-		{"unreadable", node(nil), want{Skipped, "could not be read"}},
+		{"on", node(nil, "net.ipv4.ip_forward=1"), false, []want{{OK, "net.ipv4.ip_forward=1"}}},
+		{"off", node(nil, "net.ipv4.ip_forward=0"), false, []want{{Error, "net.ipv4.ip_forward=0 on this node"}}},
+		{"unreadable", node(nil), false, []want{{Skipped, "could not be read"}}},
+		{"IPv6 off, no IPv6 VIP: not needed", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=0"), false, []want{{OK, "net.ipv4.ip_forward=1"}}},
+		{"IPv6 VIPs, IPv6 forwarding off", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=0"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {Error, "net.ipv6.conf.all.forwarding=0 on this node"}}},
+		{"IPv6 VIPs, IPv6 forwarding on", node(nil, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {OK, "net.ipv6.conf.all.forwarding=1"}}},
+		{"IPv6 VIPs, IPv6 disabled on the node", node(nil, "net.ipv4.ip_forward=1"), true,
+			[]want{{OK, "net.ipv4.ip_forward=1"}, {Skipped, "net.ipv6.conf.all.forwarding could not be read"}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPForward(tc.n), CheckIPForward, tc.want) })
+		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPForward(tc.n, tc.ipv6), CheckIPForward, tc.wants...) })
+	}
+}
+
+func TestHasIPv6VIP(t *testing.T) {
+	v4 := &ClusterFacts{Services: []corev1.Service{lbService("default", "testsvc", false, "192.168.50.50")}}
+	dual := &ClusterFacts{Services: []corev1.Service{lbService("default", "testsvc", false, "192.168.50.50", "fd00:50::50")}}
+	for _, tc := range []struct {
+		name  string
+		cf    *ClusterFacts
+		extra []netip.Addr
+		want  bool
+	}{
+		{"IPv4 only", v4, nil, false},
+		{"dual-stack Service", dual, nil, true},
+		{"no cluster, IPv6 --vip", nil, []netip.Addr{netip.MustParseAddr("fd00:50::50")}, true},
+		{"no cluster, IPv4-mapped --vip", nil, []netip.Addr{netip.MustParseAddr("::ffff:192.168.50.50")}, false},
+	} {
+		if got := hasIPv6VIP(tc.cf, tc.extra); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
 func TestCheckBridgeNF(t *testing.T) {
-	cni0 := Link{Name: "cni0", Index: 5, MAC: mac9, Up: true, Bridge: true}
+	cni0 := Link{Name: "cni0", Index: 5, MAC: mac9, Up: true, Bridge: true, BridgePorts: []string{"veth1a2b3c4d"}}
+	docker0 := Link{Name: "docker0", Index: 6, MAC: mac2, Up: true, Bridge: true}
 	for _, tc := range []struct {
 		name string
 		n    *NodeFacts
@@ -159,6 +189,9 @@ func TestCheckBridgeNF(t *testing.T) {
 		{"bridge, sysctl on", node([]Link{eth0(), cni0}, "net.bridge.bridge-nf-call-iptables=1"), want{OK, "bridges: cni0"}},
 		{"bridge, sysctl off (seed 003)", node([]Link{eth0(), cni0}, "net.bridge.bridge-nf-call-iptables=0"), want{Error, "=0 while bridge cni0 exists"}},
 		{"bridge, br_netfilter not loaded", node([]Link{eth0(), cni0}), want{Error, "br_netfilter is not loaded"}},
+		{"bridge without ports (docker0 under containerd), br_netfilter not loaded", node([]Link{eth0(), docker0}), want{OK, "docker0: nothing attached"}},
+		{"bridge without ports, sysctl off", node([]Link{eth0(), docker0}, "net.bridge.bridge-nf-call-iptables=0"), want{OK, "no Linux bridge with ports"}},
+		{"only the bridge with ports is named", node([]Link{eth0(), docker0, cni0}, "net.bridge.bridge-nf-call-iptables=0"), want{Error, "=0 while bridge cni0 exists"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkBridgeNF(tc.n), CheckBridgeNF, tc.want) })
 	}
@@ -171,13 +204,24 @@ func TestCheckIPVSARP(t *testing.T) {
 		want want
 	}{
 		{"iptables mode", node([]Link{lo(), eth0()}, "net.ipv4.conf.all.arp_ignore=0"), want{OK, "not in IPVS mode"}},
-		{"ipvs, strictARP", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.eth0.arp_ignore=0"), want{OK, "strictARP is in effect"}},
-		{"ipvs, per-interface arp_ignore", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=2"), want{OK, "strictARP is in effect"}},
-		{"ipvs without strictARP (seed 000)", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=0"), want{Error, "arp_ignore is 0 on eth0"}},
-		{"ipvs, sysctls unreadable count as the default 0", node([]Link{eth0(), ipvs()}), want{Error, "interface eth0"}},
+		{"kube-ipvs0 left over without addresses", node([]Link{lo(), eth0(), ipvs()}, "net.ipv4.conf.all.arp_ignore=0"), want{OK, "holds no address"}},
+		{"ipvs, strictARP", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.eth0.arp_ignore=0"), want{OK, "strictARP is in effect"}},
+		{"ipvs, per-interface arp_ignore", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=2"), want{OK, "strictARP is in effect"}},
+		{"ipvs without strictARP (seed 000)", node([]Link{lo(), eth0(), ipvs("10.96.0.1/32")}, "net.ipv4.conf.all.arp_ignore=0", "net.ipv4.conf.eth0.arp_ignore=0"), want{Error, "arp_ignore is 0 on eth0"}},
+		{"ipvs, sysctls unreadable count as the default 0", node([]Link{eth0(), ipvs("10.96.0.1/32")}), want{Error, "interface eth0"}},
+		{"ipvs without strictARP, a hundred pod veths", node(append([]Link{eth0(), ipvs("10.96.0.1/32")}, veths(100)...)), want{Error, "interface eth0, cali0, cali1, cali2, cali3, cali4 and 95 more"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkIPVSARP(tc.n), CheckIPVSARP, tc.want) })
 	}
+}
+
+// veths are n pod interfaces as Calico makes them: up, ARP on, all with the same MAC.
+func veths(n int) []Link {
+	var out []Link
+	for i := range n {
+		out = append(out, Link{Name: fmt.Sprintf("cali%d", i), Index: 100 + i, MAC: net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}, Up: true})
+	}
+	return out
 }
 
 func TestCheckVIPBound(t *testing.T) {
@@ -190,6 +234,10 @@ func TestCheckVIPBound(t *testing.T) {
 		l.Addrs = append(slices.Clone(l.Addrs), netip.MustParsePrefix(a))
 		return l
 	}
+	kubevip := lbService("default", "kubevip", false, "192.168.60.1")
+	kubevip.Spec.LoadBalancerClass = ptr.To("kube-vip.io/kube-vip-class")
+	foreign := &ClusterFacts{Services: append(slices.Clone(cluster.Services), kubevip)}
+	foreignServed := &ClusterFacts{Services: []corev1.Service{kubevip}, LBClass: "kube-vip.io/kube-vip-class"}
 	for _, tc := range []struct {
 		name  string
 		n     *NodeFacts
@@ -210,6 +258,11 @@ func TestCheckVIPBound(t *testing.T) {
 			[]want{{Error, "inside IPAddressPool first-pool"}}},
 		{"Services unreadable", node([]Link{eth0()}), &ClusterFacts{Unreadable: map[Kind]string{KindServices: "forbidden"}},
 			[]want{{Skipped, "cannot read Services: forbidden"}}},
+		// kube-vip serves its class by binding the VIP to the interface: not ironlb's VIP.
+		{"another load balancer's VIP bound on eth0", node([]Link{lo(), withAddr(eth0(), "192.168.60.1/32")}), foreign,
+			[]want{{OK, "none of the 1 LoadBalancer IPs"}}},
+		{"a VIP of the class ironlb serves", node([]Link{lo(), withAddr(eth0(), "192.168.60.1/32")}), foreignServed,
+			[]want{{Error, "VIP 192.168.60.1 (Service default/kubevip)"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assertResults(t, checkVIPBound(tc.n, tc.c), CheckVIPBound, tc.wants...) })
 	}

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ironlb/ironlb/internal/lbstatus"
 )
 
 // kubeProxyConfig is the part of KubeProxyConfiguration the check reads.
@@ -129,7 +131,7 @@ func checkETPLocal(c *ClusterFacts) []Result {
 	count := 0
 	for i := range c.Services {
 		s := &c.Services[i]
-		if s.Spec.Type != corev1.ServiceTypeLoadBalancer || s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal || len(s.Status.LoadBalancer.Ingress) == 0 {
+		if !lbstatus.Served(s, c.LBClass) || s.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal || len(s.Status.LoadBalancer.Ingress) == 0 {
 			continue
 		}
 		count++
@@ -141,7 +143,7 @@ func checkETPLocal(c *ClusterFacts) []Result {
 			}
 			where := "no node has one"
 			if len(nodes) > 0 {
-				where = "serving endpoints are on " + strings.Join(nodes, ", ")
+				where = "serving endpoints are on " + nameList(nodes)
 			}
 			out = append(out, Result{
 				Check: CheckETPLocal, Severity: Error, Subject: "Service " + key.String(),

@@ -28,6 +28,8 @@ type Link struct {
 	NoARP    bool // IFF_NOARP: the kernel neither sends nor answers ARP on it
 	Loopback bool
 	Bridge   bool // a Linux bridge
+	// BridgePorts are the interfaces attached to the bridge (empty unless Bridge).
+	BridgePorts []string
 	// Addrs are the interface's addresses with their prefix lengths.
 	Addrs []netip.Prefix
 }
@@ -38,6 +40,7 @@ func (l Link) answersARP() bool { return l.Up && !l.NoARP && !l.Loopback && len(
 // Sysctl names the checks read.
 const (
 	sysctlIPForward    = "net.ipv4.ip_forward"
+	sysctlIPv6Forward  = "net.ipv6.conf.all.forwarding"
 	sysctlBridgeNF     = "net.bridge.bridge-nf-call-iptables"
 	sysctlARPIgnoreAll = "net.ipv4.conf.all.arp_ignore"
 	sysctlARPAnnounce  = "net.ipv4.conf.all.arp_announce"
@@ -48,7 +51,7 @@ func arpIgnoreOf(link string) string { return "net.ipv4.conf." + link + ".arp_ig
 
 // SysctlNames lists the sysctls the node checks need for these links.
 func SysctlNames(links []Link) []string {
-	names := []string{sysctlIPForward, sysctlBridgeNF, sysctlARPIgnoreAll, sysctlARPAnnounce}
+	names := []string{sysctlIPForward, sysctlIPv6Forward, sysctlBridgeNF, sysctlARPIgnoreAll, sysctlARPAnnounce}
 	for _, l := range links {
 		names = append(names, arpIgnoreOf(l.Name))
 	}
@@ -58,6 +61,10 @@ func SysctlNames(links []Link) []string {
 // ClusterFacts is what the cluster checks read of the API server. A kind that could not be read
 // is named in Unreadable with the reason, and the checks that need it skip.
 type ClusterFacts struct {
+	// LBClass is the spec.loadBalancerClass ironlb serves; "" serves Services without one.
+	// LoadBalancer Services of another class belong to another load balancer (kube-vip, which
+	// binds its VIPs to an interface, or a cloud's): no check takes their IPs for ironlb's.
+	LBClass     string
 	Services    []corev1.Service
 	Slices      []discoveryv1.EndpointSlice
 	Nodes       []corev1.Node

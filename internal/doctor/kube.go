@@ -14,21 +14,23 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta1"
 )
 
-// Kubernetes reads the cluster facts through r. Namespace holds the metallb.io objects.
-func Kubernetes(r client.Reader, namespace string) ClusterReader {
-	return &kube{r: r, ns: namespace}
+// Kubernetes reads the cluster facts through r. Namespace holds the metallb.io objects; lbClass
+// is the spec.loadBalancerClass ironlb serves ("" for Services without one).
+func Kubernetes(r client.Reader, namespace, lbClass string) ClusterReader {
+	return &kube{r: r, ns: namespace, lbClass: lbClass}
 }
 
 type kube struct {
-	r  client.Reader
-	ns string
+	r       client.Reader
+	ns      string
+	lbClass string
 }
 
 // ReadCluster lists what the checks need. An answer of the API server that refuses one kind
 // (forbidden, CRD not installed) marks that kind unreadable; anything else (no connection,
 // timeouts) fails the whole read.
 func (k *kube) ReadCluster(ctx context.Context) (*ClusterFacts, error) {
-	cf := &ClusterFacts{Unreadable: map[Kind]string{}}
+	cf := &ClusterFacts{Unreadable: map[Kind]string{}, LBClass: k.lbClass}
 	svcs, slices, nodes := &corev1.ServiceList{}, &discoveryv1.EndpointSliceList{}, &corev1.NodeList{}
 	pools, l2s, bgps := &v1beta1.IPAddressPoolList{}, &v1beta1.ServiceL2StatusList{}, &v1beta1.ServiceBGPStatusList{}
 	for _, l := range []struct {

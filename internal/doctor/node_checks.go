@@ -10,35 +10,56 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 )
 
-// checkIPForward: a node that does not forward IPv4 cannot pass VIP traffic on to pods.
-func checkIPForward(n *NodeFacts) []Result {
-	v, ok := n.Sysctls[sysctlIPForward]
+// checkIPForward: a node that does not forward IPv4 cannot pass VIP traffic on to pods. With
+// IPv6 LoadBalancer IPs (ipv6VIPs) the same goes for IPv6, whose switch is a separate sysctl.
+func checkIPForward(n *NodeFacts, ipv6VIPs bool) []Result {
+	out := []Result{forwarding(n, sysctlIPForward, "sysctl -w net.ipv4.ip_forward=1, and make it permanent: echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-kubernetes.conf")}
+	if ipv6VIPs {
+		// Forwarding turns off accepting router advertisements where accept_ra is 1 (the
+		// default): a node that learns its IPv6 route from them needs accept_ra=2 with it.
+		out = append(out, forwarding(n, sysctlIPv6Forward, "sysctl -w net.ipv6.conf.all.forwarding=1, and make it permanent in /etc/sysctl.d/90-kubernetes.conf; if the node learns its IPv6 default route from router advertisements, also set net.ipv6.conf.<uplink>.accept_ra=2, or it loses that route"))
+	}
+	return out
+}
+
+// forwarding judges one forwarding sysctl.
+func forwarding(n *NodeFacts, name, fix string) Result {
+	v, ok := n.Sysctls[name]
 	switch {
 	case !ok:
-		return []Result{{Check: CheckIPForward, Severity: Skipped, Found: sysctlIPForward + " could not be read"}}
+		return Result{Check: CheckIPForward, Severity: Skipped, Found: name + " could not be read"}
 	case v == "1":
-		return []Result{{Check: CheckIPForward, Severity: OK, Found: sysctlIPForward + "=1"}}
+		return Result{Check: CheckIPForward, Severity: OK, Found: name + "=1"}
 	}
-	return []Result{{
-		Check: CheckIPForward, Severity: Error, Subject: "sysctl " + sysctlIPForward,
-		Found: fmt.Sprintf("%s=%s on this node: traffic for a VIP (and for Services in general) is not forwarded to pods", sysctlIPForward, v),
-		Fix:   "sysctl -w net.ipv4.ip_forward=1, and make it permanent: echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-kubernetes.conf",
-	}}
+	return Result{
+		Check: CheckIPForward, Severity: Error, Subject: "sysctl " + name,
+		Found: fmt.Sprintf("%s=%s on this node: traffic for a VIP (and for Services in general) is not forwarded to pods", name, v),
+		Fix:   fix,
+	}
 }
 
 // checkBridgeNF: with pods on a Linux bridge, bridged traffic skips iptables unless
 // br_netfilter passes it there; kube-proxy's Service rules then work only sometimes (seed 003).
+// A bridge with no port bridges nothing: docker0 on a node whose containers run under
+// containerd, libvirt's virbr0 without guests. Reporting those would be a false alarm.
 func checkBridgeNF(n *NodeFacts) []Result {
-	var bridges []string
+	var bridges, idle []string
 	for _, l := range n.Links {
-		if l.Bridge {
+		switch {
+		case l.Bridge && len(l.BridgePorts) > 0:
 			bridges = append(bridges, l.Name)
+		case l.Bridge:
+			idle = append(idle, l.Name)
 		}
 	}
 	if len(bridges) == 0 {
-		return []Result{{Check: CheckBridgeNF, Severity: OK, Found: "no Linux bridge on this node"}}
+		found := "no Linux bridge on this node"
+		if len(idle) > 0 {
+			found = fmt.Sprintf("no Linux bridge with ports on this node (%s: nothing attached, nothing bridged)", nameList(idle))
+		}
+		return []Result{{Check: CheckBridgeNF, Severity: OK, Found: found}}
 	}
-	names := strings.Join(bridges, ", ")
+	names := nameList(bridges)
 	v, ok := n.Sysctls[sysctlBridgeNF]
 	switch {
 	case ok && v == "1":
@@ -87,8 +108,14 @@ const strictARPFix = "set strictARP: true in kube-proxy's configuration: kubectl
 // the dummy link kube-ipvs0; unless strictARP made arp_ignore at least 1, the kernel of every
 // node answers ARP for all of them (seed 000).
 func checkIPVSARP(n *NodeFacts) []Result {
-	if !slices.ContainsFunc(n.Links, func(l Link) bool { return l.Name == ipvsLink }) {
+	i := slices.IndexFunc(n.Links, func(l Link) bool { return l.Name == ipvsLink })
+	if i < 0 {
 		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: "no " + ipvsLink + " link: kube-proxy is not in IPVS mode on this node"}}
+	}
+	if len(n.Links[i].Addrs) == 0 {
+		// In IPVS mode it holds every ClusterIP at least; empty, it is a leftover of an
+		// earlier IPVS mode, and there is nothing to answer ARP for.
+		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: ipvsLink + " exists but holds no address: kube-proxy does not run in IPVS mode on this node (a leftover link)"}}
 	}
 	var loose []string
 	for _, l := range n.Links {
@@ -100,11 +127,23 @@ func checkIPVSARP(n *NodeFacts) []Result {
 		return []Result{{Check: CheckIPVSARP, Severity: OK, Found: fmt.Sprintf("%s exists (IPVS) and arp_ignore is at least 1 on every ARP interface: strictARP is in effect", ipvsLink)}}
 	}
 	return []Result{{
-		Check: CheckIPVSARP, Severity: Error, Subject: "interface " + strings.Join(loose, ", "),
+		Check: CheckIPVSARP, Severity: Error, Subject: "interface " + nameList(loose),
 		Found: fmt.Sprintf("%s exists (kube-proxy in IPVS mode) and arp_ignore is 0 on %s (%s=%s): this node answers ARP there for every address on %s, so every node answers for every LoadBalancer IP and clients' ARP entries flip between nodes",
-			ipvsLink, strings.Join(loose, ", "), sysctlARPIgnoreAll, orDash(n.Sysctls[sysctlARPIgnoreAll]), ipvsLink),
+			ipvsLink, nameList(loose), sysctlARPIgnoreAll, orDash(n.Sysctls[sysctlARPIgnoreAll]), ipvsLink),
 		Fix: strictARPFix,
 	}}
+}
+
+// maxNames is how many names a finding lists: a node with a hundred pods has a hundred veth
+// interfaces, and a finding naming them all hides what it says.
+const maxNames = 6
+
+// nameList joins names with commas, the first maxNames of them and a count of the rest.
+func nameList(names []string) string {
+	if len(names) <= maxNames {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNames], ", "), len(names)-maxNames)
 }
 
 func orDash(s string) string {
@@ -173,7 +212,7 @@ func checkVIPBound(n *NodeFacts, c *ClusterFacts) []Result {
 				if ip.Is6() {
 					proto = "NDP"
 				}
-				found += fmt.Sprintf(", and the kernel answers %s for it on %s", proto, strings.Join(answering, ", "))
+				found += fmt.Sprintf(", and the kernel answers %s for it on %s", proto, nameList(answering))
 				if v.L2Node != "" {
 					found += fmt.Sprintf(" while %s announces it", v.L2Node)
 				}

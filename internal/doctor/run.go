@@ -91,7 +91,7 @@ func (d *Doctor) Run(ctx context.Context) Report {
 			r.Results = append(r.Results, Result{Check: c, Severity: Skipped, Found: "node checks skipped: " + orDefault(nodeSkip, "not on a node")})
 		}
 	} else {
-		r.Results = append(r.Results, checkIPForward(nf)...)
+		r.Results = append(r.Results, checkIPForward(nf, hasIPv6VIP(cf, d.VIPs))...)
 		r.Results = append(r.Results, checkBridgeNF(nf)...)
 		r.Results = append(r.Results, checkIPVSARP(nf)...)
 		if cf == nil {
@@ -173,4 +173,17 @@ func matchNode(cf *ClusterFacts, nf *NodeFacts) string {
 		}
 	}
 	return ""
+}
+
+// hasIPv6VIP reports whether the cluster's LoadBalancer IPs or the --vip addresses hold an IPv6
+// one: only then does this node need to forward IPv6.
+func hasIPv6VIP(cf *ClusterFacts, extra []netip.Addr) bool {
+	is6 := func(ip netip.Addr) bool { return ip.Unmap().Is6() }
+	if slices.ContainsFunc(extra, is6) {
+		return true
+	}
+	if cf == nil {
+		return false
+	}
+	return slices.ContainsFunc(vips(cf), func(v *vip) bool { return is6(v.IP) })
 }

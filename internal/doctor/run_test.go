@@ -4,20 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 type fakeNode struct {
 	nf  *NodeFacts
@@ -90,30 +86,10 @@ func TestRunSeed000Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "seed000.txt", text.Bytes())
-	golden(t, "seed000.json", js)
+	golden.Check(t, "seed000.txt", text.Bytes())
+	golden.Check(t, "seed000.json", js)
 	if r.Problems() != 4 {
 		t.Errorf("problems = %d, want 4 (ipvs-arp, vip-bound, kube-proxy, duplicate-arp):\n%s", r.Problems(), text.String())
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
 

@@ -22,13 +22,16 @@ const iffNoARP = 0x80
 // resolved per reading process, `ip netns exec` remounts /sys for the namespace it enters, and a
 // hostNetwork pod (the speaker) sees the host's.
 func System(sysRoot, procRoot string) NodeReader {
-	return &system{sys: sysRoot, proc: procRoot}
+	return &system{sys: sysRoot, proc: procRoot, interfaces: net.Interfaces}
 }
 
-type system struct{ sys, proc string }
+type system struct {
+	sys, proc  string
+	interfaces func() ([]net.Interface, error) // net.Interfaces; tests list their own
+}
 
 func (s *system) ReadNode() (*NodeFacts, error) {
-	ifs, err := net.Interfaces()
+	ifs, err := s.interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list network interfaces: %w", err)
 	}
@@ -46,6 +49,13 @@ func (s *system) ReadNode() (*NodeFacts, error) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "bridge")); err == nil {
 			l.Bridge = true
+			// Best effort: an unreadable brif directory leaves the bridge without ports,
+			// which the check then reports as bridging nothing.
+			if ents, err := os.ReadDir(filepath.Join(dir, "brif")); err == nil {
+				for _, e := range ents {
+					l.BridgePorts = append(l.BridgePorts, e.Name())
+				}
+			}
 		}
 		addrs, err := ifi.Addrs()
 		if err != nil {

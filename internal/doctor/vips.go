@@ -5,8 +5,9 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ironlb/ironlb/internal/lbstatus"
 )
 
 // vip is one LoadBalancer IP and what the cluster says about it.
@@ -37,7 +38,7 @@ func vips(c *ClusterFacts) []*vip {
 	bySvc := map[types.NamespacedName][]*vip{}
 	for i := range c.Services {
 		s := &c.Services[i]
-		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if !lbstatus.Served(s, c.LBClass) {
 			continue
 		}
 		key := types.NamespacedName{Namespace: s.Namespace, Name: s.Name}

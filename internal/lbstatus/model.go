@@ -27,8 +27,11 @@ var announcingNote = regexp.MustCompile(`^announcing (\S+) from (\S+) on `)
 
 // Snapshot is what Build reads.
 type Snapshot struct {
-	// Services are the Services to show; only type LoadBalancer ones are.
-	Services    []corev1.Service
+	// Services are the Services to show; only the LoadBalancer ones of LBClass are.
+	Services []corev1.Service
+	// LBClass is the spec.loadBalancerClass ironlb serves (its --lb-class); "" serves Services
+	// without one. Services of another class belong to another load balancer and are left out.
+	LBClass     string
 	L2Statuses  []v1beta1.ServiceL2Status
 	BGPStatuses []v1beta1.ServiceBGPStatus
 	// Events are the Announcing Events of the Services' namespaces (others are ignored).
@@ -110,7 +113,7 @@ func Build(s Snapshot) []Entry {
 	var out []Entry
 	for i := range s.Services {
 		svc := &s.Services[i]
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if !Served(svc, s.LBClass) {
 			continue
 		}
 		k := key(svc.Namespace, svc.Name)
@@ -156,6 +159,20 @@ func Build(s Snapshot) []Entry {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	return out
+}
+
+// Served reports whether ironlb, serving lbClass, handles svc: type LoadBalancer and the same
+// spec.loadBalancerClass ("" for none), the test the controller and the speakers make. Services
+// of another class belong to another load balancer (kube-vip, a cloud's): they are neither shown
+// nor checked as ironlb's.
+func Served(svc *corev1.Service, lbClass string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return lbClass == ""
+	}
+	return *svc.Spec.LoadBalancerClass == lbClass
 }
 
 // observation is one moment a node was seen announcing a Service.

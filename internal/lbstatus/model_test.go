@@ -3,14 +3,13 @@ package lbstatus
 // IP plan: pool first-pool 192.168.50.50-52 (L2), pool bgp-pool 10.99.0.0/24 (BGP); nodes
 // node1..node3; testsvc 192.168.50.50 failed over node1 -> node2 at 12:00; local
 // 192.168.50.51 announced by node3 since 11:00, never moved; routed 10.99.0.1 by node1 and
-// node2 over BGP; pending has no IP yet.
+// node2 over BGP; pending has no IP yet; vip 192.168.60.1 belongs to another load balancer
+// (loadBalancerClass kube-vip.io/kube-vip-class).
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,10 +19,9 @@ import (
 
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/golden"
 	"github.com/ironlb/ironlb/speaker/l2announce"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
@@ -39,6 +37,35 @@ func svc(ns, name, uid, pool string, ips ...string) corev1.Service {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	return s
+}
+
+func withClass(s corev1.Service, class string) corev1.Service {
+	s.Spec.LoadBalancerClass = &class
+	return s
+}
+
+// TestBuildLBClass: only the Services of the class ironlb serves are shown; by default those
+// without a class, the others belong to another load balancer.
+func TestBuildLBClass(t *testing.T) {
+	s := Snapshot{Services: []corev1.Service{
+		svc("apps", "plain", "u1", "", "192.168.50.50"),
+		withClass(svc("apps", "ours", "u2", "", "192.168.50.51"), "ironlb"),
+		withClass(svc("apps", "theirs", "u3", "", "192.168.60.1"), "kube-vip.io/kube-vip-class"),
+	}}
+	names := func(es []Entry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name)
+		}
+		return out
+	}
+	if got := names(Build(s)); !slices.Equal(got, []string{"plain"}) {
+		t.Errorf("without a class: %v, want [plain]", got)
+	}
+	s.LBClass = "ironlb"
+	if got := names(Build(s)); !slices.Equal(got, []string{"ours"}) {
+		t.Errorf("serving class ironlb: %v, want [ours]", got)
+	}
 }
 
 func l2st(name, ns, svc, node string, created time.Time, ifs ...string) v1beta1.ServiceL2Status {
@@ -92,6 +119,7 @@ func snapshot(t *testing.T) Snapshot {
 			svc("apps", "pending", "u4", ""),
 			svc("apps", "quiet", "u5", "first-pool", "192.168.50.52"),
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "internal"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}},
+			withClass(svc("apps", "vip", "u6", "", "192.168.60.1"), "kube-vip.io/kube-vip-class"),
 		},
 		L2Statuses: []v1beta1.ServiceL2Status{
 			l2st("l2-b", "shop", "testsvc", "node2", at(0), "eth0"),
@@ -134,30 +162,10 @@ func TestBuildGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.txt", table.Bytes())
-	golden(t, "table-all-namespaces.txt", wide.Bytes())
-	golden(t, "detail.txt", detail.Bytes())
-	golden(t, "status.json", js)
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden.Check(t, "table.txt", table.Bytes())
+	golden.Check(t, "table-all-namespaces.txt", wide.Bytes())
+	golden.Check(t, "detail.txt", detail.Bytes())
+	golden.Check(t, "status.json", js)
 }
 
 func TestLastFailover(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
@@ -20,13 +21,16 @@ type Options struct {
 	Service string
 	// SystemNamespace holds the status objects and the configuration. Default metallb-system.
 	SystemNamespace string
+	// LBClass is the spec.loadBalancerClass ironlb serves; "" (default) serves Services without
+	// one. Services of another class are not ironlb's and are left out.
+	LBClass string
 }
 
 // Read lists the snapshot through r (a plain client: nothing here is worth a cache). The status
 // objects are required; the Events and the configuration only refine the view, so failing to
 // read them is returned as a warning.
 func Read(ctx context.Context, r client.Reader, o Options) (Snapshot, []string, error) {
-	var s Snapshot
+	s := Snapshot{LBClass: o.LBClass}
 	var warnings []string
 	sys := o.SystemNamespace
 	if sys == "" {
@@ -39,6 +43,10 @@ func Read(ctx context.Context, r client.Reader, o Options) (Snapshot, []string, 
 		}
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			return s, nil, fmt.Errorf("Service %s/%s is of type %s, not LoadBalancer: ironlb does not announce it", o.Namespace, o.Service, svc.Spec.Type)
+		}
+		if !Served(&svc, o.LBClass) {
+			return s, nil, fmt.Errorf("Service %s/%s has loadBalancerClass %q, and ironlb serves %s: another load balancer handles it (pass --lb-class if ironlb runs with one)",
+				o.Namespace, o.Service, ptr.Deref(svc.Spec.LoadBalancerClass, ""), className(o.LBClass))
 		}
 		s.Services = []corev1.Service{svc}
 	} else {
@@ -89,4 +97,12 @@ func Read(ctx context.Context, r client.Reader, o Options) (Snapshot, []string, 
 		s.Config = cfg
 	}
 	return s, warnings, nil
+}
+
+// className describes a served class for messages.
+func className(c string) string {
+	if c == "" {
+		return "Services without one"
+	}
+	return fmt.Sprintf("class %q", c)
 }

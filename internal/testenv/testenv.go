@@ -215,7 +215,8 @@ func Main(m *testing.M, env **Env, cleanups ...func()) {
 	if os.Getenv("IRONLB_TEST_LOG") == "info" {
 		level = zapcore.InfoLevel
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+	// Millisecond timestamps: start-up steps of a controller are tens of milliseconds apart.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level), func(o *zap.Options) { o.TimeEncoder = zapcore.RFC3339NanoTimeEncoder }))
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

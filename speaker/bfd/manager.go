@@ -44,11 +44,15 @@ type Manager struct {
 	mu       sync.Mutex
 	desired  []Peer                 // the last SetPeers before Start
 	sessions map[netip.Addr]*runner // by normalized Remote
-	discrs   map[uint32]struct{}    // of every live runner, lingering ones included
-	ctx      context.Context        // Start's, nil before Start
-	families map[bool]bool          // address families with a listener (true: IPv4)
-	wg       sync.WaitGroup         // runners
-	stopped  bool
+	// lingering are removed runners still sending AdminDown, by Remote; a new session to the
+	// same Remote ends its lingering predecessor (runner.abandon).
+	lingering map[netip.Addr]*runner
+	discrs    map[uint32]struct{} // of every live runner, lingering ones included
+	ctx       context.Context     // Start's, nil before Start
+	families  map[bool]bool       // address families with a listener (true: IPv4)
+	wg        sync.WaitGroup      // runners
+	started   bool                // Start was called: a Manager starts once
+	stopped   bool
 }
 
 // New returns a Manager; it starts nothing until Start.
@@ -63,14 +67,15 @@ func New(opts Options) *Manager {
 		opts.InNetNS = func(fn func() error) error { return fn() }
 	}
 	m := &Manager{
-		log:      opts.Logger,
-		reg:      opts.Registerer,
-		clock:    opts.Clock,
-		inNetNS:  opts.InNetNS,
-		metrics:  newMetrics(),
-		events:   newBroadcaster(),
-		sessions: map[netip.Addr]*runner{},
-		discrs:   map[uint32]struct{}{},
+		log:       opts.Logger,
+		reg:       opts.Registerer,
+		clock:     opts.Clock,
+		inNetNS:   opts.InNetNS,
+		metrics:   newMetrics(),
+		events:    newBroadcaster(),
+		sessions:  map[netip.Addr]*runner{},
+		lingering: map[netip.Addr]*runner{},
+		discrs:    map[uint32]struct{}{},
 	}
 	m.table.Store(newDemuxTable(nil))
 	return m
@@ -84,10 +89,13 @@ func New(opts Options) *Manager {
 // and SetPeers refuses IPv6 peers.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
-	if m.ctx != nil || m.stopped {
+	if m.started || m.stopped {
 		m.mu.Unlock()
 		return errors.New("start BFD manager: already started")
 	}
+	// Claimed before the listeners open (m.ctx is set only after): a second Start meanwhile
+	// would otherwise fail on the port and close the first one's subscriptions.
+	m.started = true
 	m.mu.Unlock()
 	if m.reg != nil {
 		unregister, err := m.metrics.register(m.reg)
@@ -167,7 +175,9 @@ func (m *Manager) stop() {
 // SetPeers makes the set of sessions equal to peers. A peer whose Remote, Local and Interface
 // are unchanged keeps its session and state; a changed Profile is applied to it in place (new
 // intervals through a Poll Sequence while Up). A peer that is gone, or whose path changed, has
-// its session disabled: AdminDown is sent for the remote's Detection Time, then it closes.
+// its session disabled: AdminDown is sent for the remote's Detection Time, then it closes. A
+// new session to the same remote (a path change, or a peer given back) ends that at once, after
+// the first AdminDown packet: the remote would take the new session Down with every further one.
 //
 // Every peer is validated first; if any is invalid nothing changes and the error names it.
 // Before Start the set is only recorded.
@@ -214,6 +224,10 @@ func (m *Manager) SetPeers(peers []Peer) error {
 		delete(m.sessions, remote)
 		r.log.Info("BFD session removed")
 		r.stop()
+		if old := m.lingering[remote]; old != nil {
+			old.abandon()
+		}
+		m.lingering[remote] = r
 	}
 	for remote, p := range want {
 		if r, ok := m.sessions[remote]; ok {
@@ -222,6 +236,10 @@ func (m *Manager) SetPeers(peers []Peer) error {
 				r.update(p.Profile)
 			}
 			continue
+		}
+		if old := m.lingering[remote]; old != nil {
+			old.abandon()
+			delete(m.lingering, remote)
 		}
 		r := newRunner(m, p, m.newDiscriminator())
 		m.sessions[remote] = r
@@ -235,6 +253,9 @@ func (m *Manager) SetPeers(peers []Peer) error {
 			r.run(ctx)
 			m.mu.Lock()
 			delete(m.discrs, r.discr)
+			if m.lingering[remote] == r {
+				delete(m.lingering, remote)
+			}
 			m.mu.Unlock()
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +174,38 @@ func TestSubscribe(t *testing.T) {
 	defer cancelLate()
 	if _, ok := <-late; ok {
 		t.Fatal("subscription after close is open")
+	}
+}
+
+// TestConcurrentStart: a second Start while the first is still opening its listeners is refused
+// and leaves the first one alone (its subscriptions stay open).
+func TestConcurrentStart(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	m := New(Options{InNetNS: func(func() error) error {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		return errTestNetNS
+	}})
+	events, cancel := m.Subscribe()
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { first <- m.Start(context.Background()) }()
+	<-entered
+	if err := m.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already started") {
+		t.Fatalf("second Start: %v, want already started", err)
+	}
+	select {
+	case _, ok := <-events:
+		if !ok {
+			t.Fatal("the second Start closed the first one's subscriptions")
+		}
+	default:
+	}
+	close(release)
+	if err := <-first; err == nil || !strings.Contains(err.Error(), "no namespace") {
+		t.Fatalf("first Start: %v", err)
 	}
 }

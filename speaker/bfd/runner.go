@@ -2,12 +2,15 @@ package bfd
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 )
 
 // rxBacklog is how many received packets may wait for a session. A session handles a packet
@@ -16,7 +19,8 @@ import (
 const rxBacklog = 16
 
 // openRetry is how often a session retries a socket that failed to open (an interface or
-// local address that does not exist yet).
+// local address that does not exist yet), and how often a session bound to an interface and not
+// Up checks that the interface is still the one its socket is bound to.
 const openRetry = time.Second
 
 // runner runs one session: it owns the session state machine, the session's socket and its
@@ -40,9 +44,11 @@ type runner struct {
 	mu      sync.Mutex
 	pending *Profile // a profile to apply
 	remove  bool     // leave with AdminDown packets
+	quit    bool     // leave now: a new session to the same remote has replaced this one
 
 	// Owned by the goroutine.
 	sock       *txSocket
+	srcPort    uint16 // of the first socket; a reopened one keeps it if it can
 	openFailed bool
 	sendFailed bool
 	logged     [2]time.Duration // transmission interval and Detection Time last logged
@@ -95,6 +101,17 @@ func (r *runner) stop() {
 	r.poke()
 }
 
+// abandon asks a removed runner to exit without sending anything more. SetPeers calls it when
+// a new session to the same remote starts while this one still sends AdminDown: the remote
+// matches packets to its one session by address (RFC 5881 section 3), so every further
+// AdminDown packet would take the new session Down again.
+func (r *runner) abandon() {
+	r.mu.Lock()
+	r.quit = true
+	r.mu.Unlock()
+	r.poke()
+}
+
 func (r *runner) poke() {
 	select {
 	case r.wake <- struct{}{}:
@@ -119,6 +136,14 @@ func (r *runner) run(ctx context.Context) {
 	defer timer.Stop()
 	var lingerUntil, retryAt time.Time
 	for {
+		// Set before waiting, also on the first round: a passive session whose socket failed
+		// to open has no other timer to wake it. A bound socket keeps the interface index it
+		// was bound with: once the interface is deleted and created again (a VLAN or bond
+		// rebuilt), it can neither send nor be matched to received packets, and a session that
+		// sends nothing would never notice.
+		if retryAt.IsZero() && (r.sock == nil || r.peer.Interface != "" && s.State() != Up) {
+			retryAt = clk.Now().Add(openRetry)
+		}
 		next := s.Next()
 		for _, t := range []time.Time{lingerUntil, retryAt} {
 			if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -151,15 +176,19 @@ func (r *runner) run(ctx context.Context) {
 			if !lingerUntil.IsZero() && !now.Before(lingerUntil) {
 				return
 			}
-			if r.sock == nil && !retryAt.IsZero() && !now.Before(retryAt) {
+			if !retryAt.IsZero() && !now.Before(retryAt) {
 				retryAt = time.Time{}
-				r.open(ctx)
+				if r.sock == nil {
+					r.open(ctx)
+				} else {
+					r.checkInterface()
+				}
 			}
 			r.handle(now, s.Tick(now))
 		case <-r.wake:
 			now = clk.Now()
 			r.mu.Lock()
-			prof, remove := r.pending, r.remove
+			prof, remove, quit := r.pending, r.remove, r.quit
 			r.pending = nil
 			r.mu.Unlock()
 			if prof != nil && lingerUntil.IsZero() {
@@ -174,11 +203,11 @@ func (r *runner) run(ctx context.Context) {
 				// section 6.8.16), so it learns the session was disabled rather than lost.
 				lingerUntil = now.Add(s.AdminDownLinger())
 			}
+			if quit {
+				return // after the AdminDown above, if that was still to be sent
+			}
 		}
 		r.noteTimers(s)
-		if r.sock == nil && retryAt.IsZero() {
-			retryAt = clk.Now().Add(openRetry)
-		}
 	}
 }
 
@@ -202,7 +231,7 @@ func (r *runner) open(ctx context.Context) {
 	var sock *txSocket
 	err := r.m.inNetNS(func() error {
 		var err error
-		sock, err = openTx(ctx, r.peer)
+		sock, err = openTx(ctx, r.peer, r.srcPort)
 		return err
 	})
 	if err != nil {
@@ -218,7 +247,32 @@ func (r *runner) open(ctx context.Context) {
 	}
 	r.openFailed = false
 	r.sock = sock
+	r.srcPort = sock.port
 	r.ifIndex.Store(int32(sock.ifIndex))
+}
+
+// checkInterface closes the socket when the interface it is bound to is gone or has a new
+// index; the next retry opens one on the interface as it is now.
+func (r *runner) checkInterface() {
+	var index int
+	err := r.m.inNetNS(func() error {
+		ifi, err := net.InterfaceByName(r.peer.Interface)
+		if err == nil {
+			index = ifi.Index
+		}
+		return err
+	})
+	if err == nil && index == r.sock.ifIndex {
+		return
+	}
+	r.log.Info("BFD interface gone or created anew, reopening the socket", "interface", r.peer.Interface)
+	r.dropSocket()
+}
+
+func (r *runner) dropSocket() {
+	_ = r.sock.close()
+	r.sock = nil
+	r.ifIndex.Store(0)
 }
 
 // handle carries out one step of the session: report a state change, send a packet.
@@ -239,6 +293,13 @@ func (r *runner) handle(now time.Time, st step) {
 	err := r.sock.send(st.send.appendTo(buf[:0]))
 	if err != nil {
 		r.m.metrics.socketErrors.WithLabelValues("send").Inc()
+		if errors.Is(err, unix.ENODEV) {
+			// The interface the socket is bound to was deleted: open a new socket (retried
+			// every second) rather than fail every packet from now on.
+			r.log.Info("BFD interface gone, reopening the socket", "interface", r.peer.Interface)
+			r.dropSocket()
+			return
+		}
 		if !r.sendFailed {
 			// Typical while a link is down (ENETUNREACH); detection handles the session.
 			r.log.Error(err, "Cannot send BFD packet")

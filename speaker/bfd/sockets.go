@@ -42,6 +42,11 @@ func listen(ctx context.Context, v4 bool) (*listener, error) {
 		network, addr = "udp4", fmt.Sprintf("0.0.0.0:%d", controlPort)
 	}
 	conn, err := new(net.ListenConfig).ListenPacket(ctx, network, addr)
+	if errors.Is(err, unix.EADDRINUSE) {
+		// One BFD per host: the port is fixed (RFC 5881), and a router daemon on the node
+		// (FRR's bfdd, BIRD) already holds it.
+		return nil, fmt.Errorf("listen for BFD control packets on %s %s: %w: another BFD daemon runs on this host (FRR's bfdd, BIRD?); stop it, or leave BFD to it and take BFD profiles off the BGPPeers", network, addr, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen for BFD control packets on %s %s: %w", network, addr, err)
 	}
@@ -102,16 +107,19 @@ func (l *listener) close() error { return l.conn.Close() }
 type txSocket struct {
 	conn    *net.UDPConn
 	dst     netip.AddrPort
-	ifIndex int // of Peer.Interface, 0 without one
+	ifIndex int    // of Peer.Interface, 0 without one
+	port    uint16 // the source port
 	ipv4    bool
 }
 
 // srcPortAttempts bounds the random search for a free source port.
 const srcPortAttempts = 64
 
-// openTx opens the socket for peer. It resolves the interface name too, so it must run in the
-// network namespace being served.
-func openTx(ctx context.Context, peer Peer) (*txSocket, error) {
+// openTx opens the socket for peer, from source port prefer if it is free (a session that
+// reopens its socket keeps its port, as RFC 5881 section 4 wants), else from a random one; 0
+// prefers none. It resolves the interface name too, so it must run in the network namespace
+// being served.
+func openTx(ctx context.Context, peer Peer, prefer uint16) (*txSocket, error) {
 	t := &txSocket{ipv4: peer.Remote.Is4()}
 	dst := peer.Remote
 	local := peer.Local
@@ -146,11 +154,15 @@ func openTx(ctx context.Context, peer Peer) (*txSocket, error) {
 		return errors.Join(err, serr)
 	}}
 	var lastErr error
-	for range srcPortAttempts {
+	for i := range srcPortAttempts {
 		port := minSrcPort + rand.IntN(maxSrcPort-minSrcPort+1)
+		if i == 0 && prefer >= minSrcPort {
+			port = int(prefer)
+		}
 		conn, err := lc.ListenPacket(ctx, network, netip.AddrPortFrom(local, uint16(port)).String())
 		if err == nil {
 			t.conn = conn.(*net.UDPConn)
+			t.port = uint16(port)
 			return t, nil
 		}
 		lastErr = err

@@ -17,9 +17,11 @@
 //	      owned VIP so multicast solicitations pass the NIC's filter.
 //
 // The kernel filters (classic BPF, rebuilt by SetOwned) pass only requests whose target is an
-// owned VIP, so a flood of requests for other addresses never reaches user space. The answer
-// limit answers one requester (by MAC) at most DefaultAnswersPerRequester times a second; an
-// ARP requester over it is also dropped by the kernel filter for a second, so a flood for an
+// owned VIP, so a flood of requests for other addresses never reaches user space; like the
+// kernel's own ARP and IPv6 input they also drop frames for other hosts (unicast to another
+// MAC, or tagged with a VLAN the node has no device for, which would be answered untagged). The answer
+// limit answers one requester (by MAC) for one VIP at most DefaultAnswersPerRequester times a
+// second (per VIP: a router asks for every VIP of a node at once); an ARP requester over it is also dropped by the kernel filter for a second, so a flood for an
 // owned VIP from one MAC does not crowd other hosts' requests out of the receive queue (4 MiB,
 // for the moments the speaker is not scheduled). Neither filter decides anything: both pass a
 // superset of what decideARP and decideNS answer, and the fuzz targets check that.

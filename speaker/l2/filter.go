@@ -2,9 +2,11 @@ package l2
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // The responder's sockets carry classic BPF filters that pass only requests it may answer: an
@@ -17,11 +19,13 @@ import (
 // The filters only ever pass a superset of what decideARP and decideNS answer (FuzzDecideARP
 // and FuzzParseDecideNS check that), so the decision stays in the pure Go functions: an IPv6
 // target is matched on its last 32 bits only, and past maxFilterVIPs VIPs of a family the
-// target is not checked at all.
+// target is not checked at all. The one exception is hostOnly: it drops what the packet type
+// alone shows is not for this host, which the Go functions cannot see.
 
 // maxFilterVIPs is the most VIPs of one family a filter names, and maxBlocked the most
-// requesters the ARP filter drops: two instructions per VIP and five per requester keep a
-// filter within the kernel's limit of 4096 instructions (BPF_MAXINSNS).
+// requesters the ARP filter drops: two instructions per VIP and five per requester (and the
+// three of hostOnly) keep a filter within the kernel's limit of 4096 instructions
+// (BPF_MAXINSNS).
 const (
 	maxFilterVIPs = 1900
 	maxBlocked    = 32
@@ -97,6 +101,31 @@ func solicitationFilter(targets []uint32) []bpf.Instruction {
 	}
 	prog = append(prog, matchAny(targets)...)
 	return prog
+}
+
+// hostOnly puts in front of a filter the check the kernel's own ARP and IPv6 input make first:
+// drop a frame the kernel marked PACKET_OTHERHOST. That is a unicast frame for another MAC (a
+// switch floods those while it has not learnt the MAC; a promiscuous interface sees them all)
+// and a frame tagged with a VLAN this host has no device for: its request comes from another
+// LAN, and an answer would go out untagged, onto this one. Packet sockets get both.
+//
+// It reads the packet type with a BPF extension that x/net/bpf's VM does not run, so the table
+// tests and fuzz targets run the filters without it, and the lab tests run it in the kernel.
+func hostOnly(prog []bpf.Instruction) []bpf.Instruction {
+	return append([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.PACKET_OTHERHOST, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+	}, prog...)
+}
+
+// assembleFilter assembles prog, behind hostOnly, for a socket.
+func assembleFilter(prog []bpf.Instruction) ([]bpf.RawInstruction, error) {
+	raw, err := bpf.Assemble(hostOnly(prog))
+	if err != nil {
+		return nil, fmt.Errorf("assemble socket filter: %w", err)
+	}
+	return raw, nil
 }
 
 // targetWords returns the last 32 bits of every VIP of the family in owned, sorted and without

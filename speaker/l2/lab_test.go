@@ -348,40 +348,8 @@ func TestLabFloodingRequester(t *testing.T) {
 	r1.SetOwned([]netip.Addr{labVIP4})
 	flooder := net.HardwareAddr{0x02, 0x66, 0x6c, 0x6f, 0x6f, 0x64}
 
-	// ask sends n requests for the VIP from flooder (as if from 192.168.50.222) and counts
-	// node1's replies to it until quiet for 300 ms.
 	ask := func(n int) int {
-		return inNetns(t, l.Client, func() (int, error) {
-			ifi, err := net.InterfaceByName(l.Client.Iface)
-			if err != nil {
-				return 0, err
-			}
-			c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
-			if err != nil {
-				return 0, err
-			}
-			defer c.Close()
-			frame := arpFrame(arpRequestFrom(t, flooder, netip.MustParseAddr("192.168.50.222"), labVIP4))
-			copy(frame[6:12], flooder)
-			for range n {
-				if _, err := c.WriteTo(frame, &packet.Addr{HardwareAddr: ethernetBroadcast}); err != nil {
-					return 0, err
-				}
-			}
-			replies := 0
-			buf := make([]byte, 128)
-			for {
-				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				n, _, err := c.ReadFrom(buf)
-				if err != nil {
-					return replies, nil
-				}
-				// A reply (operation 2) from node1 to flooder.
-				if n >= 42 && buf[21] == 2 && bytes.Equal(buf[6:12], node1.MAC) && bytes.Equal(buf[32:38], flooder) {
-					replies++
-				}
-			}
-		})
+		return askARP(t, l, flooder, []netip.Addr{labVIP4}, n, node1.MAC)[labVIP4]
 	}
 	blocked := func() bool {
 		r1.mu.Lock()
@@ -412,6 +380,125 @@ func TestLabFloodingRequester(t *testing.T) {
 	}
 	if got := ask(1); got != 1 {
 		t.Errorf("after the block, 1 request got %d replies, want 1", got)
+	}
+}
+
+// askARP sends each request for every target in turn from requester (as if from 192.168.50.222)
+// on the client's link, and counts the replies from replier to requester, by the address they
+// answer for, until quiet for 300 ms.
+func askARP(t *testing.T, l *lab.Lab, requester net.HardwareAddr, targets []netip.Addr, each int, replier net.HardwareAddr) map[netip.Addr]int {
+	t.Helper()
+	var frames [][]byte
+	for range each {
+		for _, target := range targets {
+			frame := arpFrame(arpRequestFrom(t, requester, netip.MustParseAddr("192.168.50.222"), target))
+			copy(frame[6:12], requester)
+			frames = append(frames, frame)
+		}
+	}
+	return sendARPFrames(t, l, frames, requester, replier)
+}
+
+// sendARPFrames writes frames (whole Ethernet frames) on the client's link and counts the ARP
+// replies from replier to requester, by the address they answer for, until quiet for 300 ms.
+func sendARPFrames(t *testing.T, l *lab.Lab, frames [][]byte, requester, replier net.HardwareAddr) map[netip.Addr]int {
+	t.Helper()
+	return inNetns(t, l.Client, func() (map[netip.Addr]int, error) {
+		ifi, err := net.InterfaceByName(l.Client.Iface)
+		if err != nil {
+			return nil, err
+		}
+		c, err := packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		// Replies are counted while the requests go out: hundreds of them would overflow the
+		// socket's receive buffer if read only afterwards.
+		replies := make(chan map[netip.Addr]int, 1)
+		go func() {
+			n := map[netip.Addr]int{}
+			buf := make([]byte, 128)
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				m, _, err := c.ReadFrom(buf)
+				if err != nil {
+					replies <- n
+					return
+				}
+				// A reply (operation 2) from replier to requester.
+				if m >= 42 && buf[21] == 2 && bytes.Equal(buf[6:12], replier) && bytes.Equal(buf[32:38], requester) {
+					n[netip.AddrFrom4([4]byte(buf[28:32]))]++
+				}
+			}
+		}()
+		for _, f := range frames {
+			if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: net.HardwareAddr(f[0:6])}); err != nil {
+				return nil, err
+			}
+		}
+		return <-replies, nil
+	})
+}
+
+// TestLabFramesForOtherHosts: requests the kernel itself ignores as not addressed to this host
+// (PACKET_OTHERHOST) are not answered: one tagged with a VLAN the node has no device for (it
+// belongs to another LAN; an answer would go out untagged, onto this one) and one sent unicast
+// to another MAC (seen because the switch floods it, or in promiscuous mode).
+func TestLabFramesForOtherHosts(t *testing.T) {
+	l := startLab(t)
+	node1 := l.Nodes[0]
+	r1 := startResponder(t, node1)
+	r1.SetOwned([]netip.Addr{labVIP4})
+	requester := net.HardwareAddr{0x02, 0x6f, 0x74, 0x68, 0x65, 0x72}
+	request := func() []byte {
+		f := arpFrame(arpRequestFrom(t, requester, netip.MustParseAddr("192.168.50.222"), labVIP4))
+		copy(f[6:12], requester)
+		return f
+	}
+	tagged := request()
+	tagged = append(append(append([]byte{}, tagged[:12]...), 0x81, 0x00, 0x00, 100), tagged[12:]...) // VLAN 100
+	unicast := request()
+	copy(unicast[0:6], net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x99}) // nobody's MAC
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  int
+	}{
+		{"broadcast request on the native VLAN", request(), 1},
+		{"request tagged with VLAN 100", tagged, 0},
+		{"request sent unicast to another MAC", unicast, 0},
+	} {
+		if got := sendARPFrames(t, l, [][]byte{tc.frame}, requester, node1.MAC)[labVIP4]; got != tc.want {
+			t.Errorf("%s: %d replies, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLabRouterAsksForManyVIPs: the answer limit counts per requester and VIP, so a router
+// that resolves every VIP of a node at once (after a reboot, or entries learnt together
+// expiring together), or `ironlb doctor` probing every VIP three times, is answered for all
+// of them and never blocked.
+func TestLabRouterAsksForManyVIPs(t *testing.T) {
+	l := startLab(t)
+	node1 := l.Nodes[0]
+	r1 := startResponder(t, node1)
+	var vips []netip.Addr
+	for i := range 3 * DefaultAnswersPerRequester / 2 {
+		vips = append(vips, netip.AddrFrom4([4]byte{192, 168, 52, byte(i)}))
+	}
+	r1.SetOwned(vips)
+	router := net.HardwareAddr{0x02, 0x72, 0x6f, 0x75, 0x74, 0x72}
+	// Every VIP answered at least once; a reply lost on a loaded machine is no failure, but
+	// before the limit counted per VIP only the first 100 were ever answered.
+	if got := askARP(t, l, router, vips, 3, node1.MAC); len(got) != len(vips) {
+		t.Errorf("replies for %d of %d VIPs asked for three times each, want all", len(got), len(vips))
+	}
+	r1.mu.Lock()
+	_, blocked := r1.run.blocked[[6]byte(router)]
+	r1.mu.Unlock()
+	if blocked {
+		t.Error("the router is blocked")
 	}
 }
 

@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "ironlb",
 			Subsystem: "l2",
 			Name:      "requests_limited_total",
-			Help:      "Requests for owned VIPs left unanswered because their requester (by MAC) asked more often than the per-requester limit allows.",
+			Help:      "Requests for owned VIPs left unanswered because their requester (by MAC) asked for that VIP more often than the answer limit allows.",
 		}, []string{"family"}),
 		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ironlb",

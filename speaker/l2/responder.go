@@ -49,9 +49,10 @@ func WithAnnounceSchedule(offsets ...time.Duration) Option {
 	return func(o *options) { o.schedule = append([]time.Duration(nil), offsets...) }
 }
 
-// WithAnswerLimit sets how many requests of one requester (by MAC) are answered per second and
-// address family; the rest are counted in the limited metric and left unanswered. 0 or less:
-// no limit. Default DefaultAnswersPerRequester.
+// WithAnswerLimit sets how many requests of one requester (by MAC) for one VIP are answered per
+// second; the rest are counted in the limited metric and left unanswered, and an ARP requester
+// over it is dropped by the kernel filter for a second. 0 or less: no limit. Default
+// DefaultAnswersPerRequester.
 func WithAnswerLimit(perSecond int) Option { return func(o *options) { o.limit = perSecond } }
 
 // WithRefresh makes every announced VIP be announced again every d after its schedule ends,
@@ -269,9 +270,9 @@ func (r *Responder) unblockExpired(run *running) {
 }
 
 func setFilter(c *packet.Conn, prog []bpf.Instruction) error {
-	raw, err := bpf.Assemble(prog)
+	raw, err := assembleFilter(prog)
 	if err != nil {
-		return fmt.Errorf("assemble socket filter: %w", err)
+		return err
 	}
 	if err := c.SetBPF(raw); err != nil {
 		return fmt.Errorf("attach socket filter: %w", err)
@@ -402,7 +403,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	// The filters go in before the sockets are bound, so no request slips past them.
 	owned := *r.owned.Load()
 	if v4 {
-		filter, err := bpf.Assemble(arpFilter(targetWords(owned, IPv4), nil))
+		filter, err := assembleFilter(arpFilter(targetWords(owned, IPv4), nil))
 		if err != nil {
 			return nil, fmt.Errorf("assemble ARP filter: %w", err)
 		}
@@ -421,7 +422,7 @@ func (r *Responder) open(ctx context.Context) (*running, error) {
 	if !ll {
 		return run, nil
 	}
-	filter, err := bpf.Assemble(solicitationFilter(targetWords(owned, IPv6)))
+	filter, err := assembleFilter(solicitationFilter(targetWords(owned, IPv6)))
 	if err != nil {
 		run.close()
 		return nil, fmt.Errorf("assemble neighbour solicitation filter: %w", err)
@@ -516,7 +517,7 @@ func (r *Responder) serveARP(run *running) error {
 		if !ok {
 			continue
 		}
-		if now := time.Now(); !limit.allow(now, req.SenderHardwareAddr) {
+		if now := time.Now(); !limit.allow(now, req.SenderHardwareAddr, reply.SenderIP) {
 			r.opts.metrics.limit(IPv4)
 			r.block(run, req.SenderHardwareAddr, now)
 			continue
@@ -555,7 +556,7 @@ func (r *Responder) serveNS(run *running) error {
 		if !ok {
 			continue
 		}
-		if !limit.allow(time.Now(), s.srcMAC) {
+		if !limit.allow(time.Now(), s.srcMAC, adv.na.TargetAddress) {
 			r.opts.metrics.limit(IPv6)
 			continue
 		}

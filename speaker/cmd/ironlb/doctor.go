@@ -23,6 +23,7 @@ func doctorCmd(ctx context.Context, prog string, args []string, stdout, stderr i
 	output := fs.StringP("output", "o", "text", "output format: text or json")
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "this node's Kubernetes name (default $NODE_NAME; empty finds the Node by this machine's addresses)")
 	sysNS := fs.String("system-namespace", envOr("METALLB_NAMESPACE", "metallb-system"), "namespace of the metallb.io configuration and status objects")
+	lbClass := fs.String("lb-class", "", lbClassUsage)
 	vipFlags := fs.StringSlice("vip", nil, "also probe these IPs for duplicate ARP answers (works without a cluster connection)")
 	window := fs.Duration("arp-window", doctor.DefaultWindow, "how long the ARP probe listens for answers")
 	noProbe := fs.Bool("no-probe", false, "do not send ARP requests")
@@ -71,7 +72,7 @@ func doctorCmd(ctx context.Context, prog string, args []string, stdout, stderr i
 	if err != nil {
 		d.ClusterSkip = err.Error()
 	} else {
-		d.Cluster, d.Server = doctor.Kubernetes(c, *sysNS), rc.Host
+		d.Cluster, d.Server = doctor.Kubernetes(c, *sysNS, *lbClass), rc.Host
 	}
 
 	report := d.Run(ctx)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -53,6 +55,37 @@ func (k *kubeFlags) client(defaultTimeout time.Duration) (client.Client, *rest.C
 		return nil, nil, fmt.Errorf("connect to %s: %w", rc.Host, err)
 	}
 	return c, rc, nil
+}
+
+// clockSkew is how far the API server's clock is ahead of now(), from the Date header of a
+// GET /version (one-second resolution, so to within a second).
+func clockSkew(ctx context.Context, rc *rest.Config) (time.Duration, error) {
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return 0, fmt.Errorf("build HTTP client: %w", err)
+	}
+	base, _, err := rest.DefaultServerUrlFor(rc)
+	if err != nil {
+		return 0, fmt.Errorf("API server URL: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("version").String(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("build request: %w", err)
+	}
+	sent := now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET /version: %w", err)
+	}
+	received := now()
+	_ = resp.Body.Close()
+	server, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return 0, fmt.Errorf("GET /version: Date header %q: %w", resp.Header.Get("Date"), err)
+	}
+	// Date is truncated to the second: its middle, against the middle of the round trip.
+	local := sent.Add(received.Sub(sent) / 2)
+	return server.Add(500 * time.Millisecond).Sub(local), nil
 }
 
 // namespace is -n, or the kubeconfig context's namespace, or the pod's, or "default".

@@ -55,6 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// lbClassUsage documents --lb-class, which both commands take.
+const lbClassUsage = "the spec.loadBalancerClass ironlb serves (its controller's and speakers' --lb-class); empty: Services without a class. Services of another class belong to another load balancer and are left out"
+
 func usage(w io.Writer, prog string) {
 	fmt.Fprintf(w, `Usage:
   %[1]s doctor [flags]            check this node and the cluster for what breaks LoadBalancer IPs

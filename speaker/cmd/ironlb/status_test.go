@@ -4,15 +4,12 @@ package main
 // 192.168.50.50-192.168.50.52 (L2Advertisement l2), pool bgp-pool 10.99.0.0/24
 // (BGPAdvertisement bgp); testsvc 192.168.50.50 announced by node2 on eth0 after a failover
 // from node1; quiet 192.168.50.52 announced by nobody; routed 10.99.0.1 over BGP by node1;
-// pending has no IP.
+// pending has no IP; theirs 192.168.60.1 is another load balancer's (loadBalancerClass).
 
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +17,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/api/v1beta1"
+	"github.com/ironlb/ironlb/internal/golden"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
 var env *testenv.Env
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
@@ -100,6 +97,15 @@ func TestStatusGolden(t *testing.T) {
 	lbService(t, "quiet", "first-pool", "192.168.50.52")
 	lbService(t, "routed", "bgp-pool", "10.99.0.1")
 	lbService(t, "pending", "")
+	// Another load balancer's Service (kube-vip's class, 192.168.60.1): left out of every view.
+	class := "kube-vip.io/kube-vip-class"
+	theirs := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: statusNS, Name: "theirs"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: &class, Ports: []corev1.ServicePort{{Port: 80}}}}
+	mustCreate(t, theirs)
+	theirs.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.60.1"}}
+	if err := env.Client.Status().Update(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
 	mustCreate(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: statusNS, Name: "internal"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}})
 
@@ -124,7 +130,8 @@ func TestStatusGolden(t *testing.T) {
 	// Ages are whole minutes past 10m: 30m30s after the L2 status keeps them stable although the
 	// server stamped the objects a few seconds apart.
 	now = func() time.Time { return since.Add(30*time.Minute + 30*time.Second) }
-	defer func() { now = time.Now }()
+	skewOf = func(context.Context, *rest.Config) (time.Duration, error) { return 0, nil }
+	defer func() { now, skewOf = time.Now, clockSkew }()
 	// The server's timestamps, one replacer per golden so two equal ones cannot be confused.
 	l2Stamps := strings.NewReplacer(
 		since.UTC().Format(time.RFC3339), "<since>",
@@ -150,9 +157,30 @@ func TestStatusGolden(t *testing.T) {
 			if errb.Len() > 0 {
 				t.Errorf("stderr: %s", errb.String())
 			}
-			golden(t, tc.golden, []byte(tc.stamps.Replace(out.String())))
+			golden.Check(t, tc.golden, []byte(tc.stamps.Replace(out.String())))
 		})
 	}
+
+	t.Run("a clock behind the API server's", func(t *testing.T) {
+		// This machine's clock runs 10 minutes behind: the status objects were created "in the
+		// future". Ages come from the server's clock instead, and a warning says so.
+		now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
+		skewOf = clockSkew
+		defer func() {
+			now = func() time.Time { return since.Add(30*time.Minute + 30*time.Second) }
+			skewOf = func(context.Context, *rest.Config) (time.Duration, error) { return 0, nil }
+		}()
+		var out, errb bytes.Buffer
+		if code := run(ctx, append([]string{"ironlb", "status", "testsvc", "-n", statusNS}, kc...), &out, &errb); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		if strings.Contains(out.String(), "<invalid>") || !strings.Contains(out.String(), "s ago)") {
+			t.Errorf("ages not counted on the server's clock:\n%s", out.String())
+		}
+		if !strings.Contains(errb.String(), "behind the API server's") {
+			t.Errorf("no warning about the skew; stderr: %q", errb.String())
+		}
+	})
 
 	t.Run("all namespaces lists this namespace's Services", func(t *testing.T) {
 		var out, errb bytes.Buffer
@@ -171,6 +199,8 @@ func TestStatusGolden(t *testing.T) {
 		}{
 			{[]string{"status", "nope", "-n", statusNS}, exitProblems, `services "nope" not found`},
 			{[]string{"status", "internal", "-n", statusNS}, exitProblems, "is of type ClusterIP, not LoadBalancer"},
+			{[]string{"status", "theirs", "-n", statusNS}, exitProblems, `has loadBalancerClass "kube-vip.io/kube-vip-class", and ironlb serves Services without one`},
+			{[]string{"status", "testsvc", "-n", statusNS, "--lb-class", "ironlb"}, exitProblems, `has loadBalancerClass "", and ironlb serves class "ironlb"`},
 			{[]string{"status", "a", "b"}, exitUsage, "Usage:"},
 			{[]string{"status", "-o", "yaml"}, exitUsage, "Usage:"},
 		} {
@@ -180,24 +210,4 @@ func TestStatusGolden(t *testing.T) {
 			}
 		}
 	})
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
 }
