@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -39,8 +38,9 @@ import (
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
+// buildIronlb builds the ironlb command once per test binary, next to the speaker.
 var buildIronlb = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "ironlb-e2e-cli-")
+	dir, err := buildDir()
 	if err != nil {
 		return "", err
 	}

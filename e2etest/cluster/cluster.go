@@ -57,8 +57,8 @@ type Cluster struct {
 	cfg     Config
 	keyDir  string
 	mu      sync.Mutex
-	procs   map[string]*exec.Cmd // speakers by node name
-	forward []context.CancelFunc // the API forwarders
+	procs   map[string]*exec.Cmd          // speakers by node name
+	forward map[string]context.CancelFunc // the API forwarders by node name
 }
 
 // BuildSpeaker builds the speaker binary from the repository at root into dir.
@@ -116,15 +116,10 @@ func (c *Cluster) keyFile() string { return filepath.Join(c.keyDir, "secretkey")
 // APIUp lets every node reach the API server: a forwarder whose listener lives in the node's
 // namespace, on the same 127.0.0.1:port the calling process uses.
 func (c *Cluster) APIUp() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, n := range c.Nodes {
-		ctx, cancel := context.WithCancel(context.Background())
-		if _, err := n.Forward(ctx, c.cfg.APIAddr, c.cfg.APIAddr); err != nil {
-			cancel()
-			return fmt.Errorf("forward the API server into %s: %w", n.Name, err)
+		if err := c.NodeAPIUp(n); err != nil {
+			return err
 		}
-		c.forward = append(c.forward, cancel)
 	}
 	return nil
 }
@@ -137,6 +132,36 @@ func (c *Cluster) APIDown() {
 		cancel()
 	}
 	c.forward = nil
+}
+
+// NodeAPIUp lets node n reach the API server (again); nothing changes if it does.
+func (c *Cluster) NodeAPIUp(n *lab.Node) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forward[n.Name] != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := n.Forward(ctx, c.cfg.APIAddr, c.cfg.APIAddr); err != nil {
+		cancel()
+		return fmt.Errorf("forward the API server into %s: %w", n.Name, err)
+	}
+	if c.forward == nil {
+		c.forward = map[string]context.CancelFunc{}
+	}
+	c.forward[n.Name] = cancel
+	return nil
+}
+
+// NodeAPIDown cuts node n off the API server, closing its open connections: with CutLink, the
+// whole cable of a node whose API traffic shares the LAN.
+func (c *Cluster) NodeAPIDown(n *lab.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cancel := c.forward[n.Name]; cancel != nil {
+		cancel()
+		delete(c.forward, n.Name)
+	}
 }
 
 // NodeName is the Kubernetes name of a lab node: node1, node2, ...

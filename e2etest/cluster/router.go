@@ -295,6 +295,11 @@ func (f *FRR) Close() error {
 	return nil
 }
 
+// RemoveFRRLeftovers deletes what the FRR of a lab prefix left behind when its run was killed:
+// its directory and the daemons' crash-log directories. The daemons must be gone already
+// (removing the lab's namespaces kills them).
+func RemoveFRRLeftovers(prefix string) { (&FRR{dir: FRRDir(prefix)}).removeLeftovers() }
+
 // removeLeftovers deletes Dir and the /var/tmp/frr directories of the daemons whose pid
 // files are in it (a killed run's daemons cannot remove their own).
 func (f *FRR) removeLeftovers() {

@@ -420,6 +420,10 @@ func Namespaces(ctx context.Context, prefix string) ([]string, error) {
 	return names, nil
 }
 
+// Remove deletes every namespace of the lab with the prefix, and the processes in them, as Start
+// does before building: for tools that clean up after a killed run without starting a new one.
+func Remove(ctx context.Context, prefix string) error { return removeAll(ctx, prefix) }
+
 // removeAll deletes every lab namespace with the prefix. A process still inside one would keep
 // the namespace (and its veths) alive after `ip netns del`, so those are killed first; only lab
 // code puts processes there. Deleting a namespace destroys its interfaces, and a veth pair goes

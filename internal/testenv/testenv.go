@@ -131,10 +131,31 @@ func (e *Env) Stop() error {
 	return err
 }
 
+// Dirs are the working directories of the control plane: etcd's data directory, the API
+// server's certificate directory and the kubeconfig's. Stop removes them; they also name the
+// etcd and kube-apiserver processes on their command lines, so a tool can find what a killed
+// process left behind (see e2etest/demo).
+func (e *Env) Dirs() []string {
+	var dirs []string
+	if cp := e.env.ControlPlane; cp.Etcd != nil && cp.Etcd.DataDir != "" {
+		dirs = append(dirs, cp.Etcd.DataDir)
+	}
+	if cp := e.env.ControlPlane; cp.APIServer != nil && cp.APIServer.CertDir != "" {
+		dirs = append(dirs, cp.APIServer.CertDir)
+	}
+	if e.dir != "" {
+		dirs = append(dirs, e.dir)
+	}
+	return dirs
+}
+
+// KubectlPath is the kubectl binary Kubectl runs.
+func (e *Env) KubectlPath() string { return filepath.Join(e.env.BinaryAssetsDirectory, "kubectl") }
+
 // Kubectl runs the real kubectl against the control plane and returns its standard output;
 // the error carries standard error, which is what a user would read.
 func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {
-	bin := filepath.Join(e.env.BinaryAssetsDirectory, "kubectl")
+	bin := e.KubectlPath()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -187,7 +208,9 @@ func RepoRoot() (string, error) {
 // Main is a test binary's TestMain: it starts the control plane into *env, runs the tests and
 // stops it, exiting with the tests' status. Controllers started by the tests log errors only,
 // so a failing test shows why and a passing one stays quiet; IRONLB_TEST_LOG=info shows all.
-func Main(m *testing.M, env **Env) {
+// cleanups run after the tests, before the exit (which skips deferred calls), e.g. to remove
+// binaries the tests built.
+func Main(m *testing.M, env **Env, cleanups ...func()) {
 	level := zapcore.ErrorLevel
 	if os.Getenv("IRONLB_TEST_LOG") == "info" {
 		level = zapcore.InfoLevel
@@ -201,6 +224,9 @@ func Main(m *testing.M, env **Env) {
 	}
 	*env = e
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if err := e.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop test control plane:", err)
 	}
