@@ -370,3 +370,55 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s with one series not found", name)
 	return 0
 }
+
+// TestBGPPasswordSecretMissing: a BGPPeer's passwordSecret that does not exist never gives a
+// session without the password. A running session keeps the password (and configuration) it
+// has while its Secret is gone, a new peer opens no session until its Secret exists, and a
+// MissingReference Warning says so.
+func TestBGPPasswordSecretMissing(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpmd5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b))
+	testenv.Eventually(t, 20*time.Second, "session with the Secret's password", func() (bool, string) {
+		s := sa.router.Session("router")
+		return s != nil && s.Config.Password == "s3cret", fmt.Sprint(sa.router.Names())
+	})
+
+	if err := env.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A change of the peer while its Secret is missing is not applied either: it would reopen
+	// the session, and without the password.
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.HoldTime = &metav1.Duration{Duration: 30 * time.Second}
+	})
+	create(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "second"},
+		Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.2", PasswordSecret: &corev1.SecretReference{Name: "md5-second"}}})
+	for _, peer := range []string{"router", "second"} {
+		testenv.Eventually(t, 10*time.Second, "MissingReference event on "+peer, func() (bool, string) {
+			return peerEvent(t, ns, peer, "MissingReference", "no session is opened without the TCP MD5 password")
+		})
+	}
+	// The announcer has synced after both changes (the Events above come from such a sync).
+	s := sa.router.Session("router")
+	if s == nil || s.Config.Password != "s3cret" || sa.router.Opens("router") != 1 {
+		t.Errorf("session %+v opened %d times: want the first one kept, with its password", s, sa.router.Opens("router"))
+	}
+	if s := sa.router.Session("second"); s != nil {
+		t.Errorf("session %+v opened without its Secret", s.Config)
+	}
+
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5-second"}, Type: corev1.SecretTypeBasicAuth,
+		Data: map[string][]byte{"password": []byte("an0ther")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}, Type: corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{"password": []byte("r0tated")}})
+	testenv.Eventually(t, 10*time.Second, "both sessions with their Secrets' passwords", func() (bool, string) {
+		r, s := sa.router.Session("router"), sa.router.Session("second")
+		return r != nil && s != nil && r.Config.Password == "r0tated" && r.Config.HoldTime == 30*time.Second && s.Config.Password == "an0ther",
+			fmt.Sprint(sa.router.Names())
+	})
+}

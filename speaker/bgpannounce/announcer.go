@@ -39,6 +39,7 @@ const (
 	ReasonUnsupported           = "Unsupported"
 	ReasonNoNextHop             = "NoNextHop"
 	ReasonAnnouncing            = "AnnouncingBGP"
+	ReasonMissingReference      = "MissingReference"
 
 	defaultResync           = 30 * time.Second
 	defaultRetryMin         = 100 * time.Millisecond
@@ -94,14 +95,15 @@ type Announcer struct {
 	// Resync is the period of an unconditional sync. Default 30s.
 	Resync time.Duration
 
-	mgr        *bgp.Manager
-	kick       func()
-	events     *rate.Limiter
-	lastConfig *config.Config
-	created    map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
-	announced  map[types.NamespacedName]bool      // Services announced at the last sync
-	said       map[string]bool                    // one-off Events already recorded, by text
-	bfdPeers   []bfd.Peer                         // as last set
+	mgr         *bgp.Manager
+	kick        func()
+	events      *rate.Limiter
+	lastConfig  *config.Config
+	lastMissing []config.Problem                   // the missing references lastConfig was compiled without
+	created     map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
+	announced   map[types.NamespacedName]bool      // Services announced at the last sync
+	said        map[string]bool                    // one-off Events already recorded, by text
+	bfdPeers    []bfd.Peer                         // as last set
 
 	mu          sync.Mutex              // guards the fields below, shared with the observer and runBFD
 	transitions []bgp.Transition        // not yet turned into Events
@@ -258,7 +260,7 @@ func (a *Announcer) recordTransitions(ctx context.Context) {
 
 // sync computes the plan from the caches and makes the sessions, BFD and statuses follow.
 func (a *Announcer) sync(ctx context.Context) error {
-	cfg, err := a.config(ctx)
+	cfg, missing, err := a.config(ctx)
 	if err != nil {
 		return err
 	}
@@ -292,7 +294,23 @@ func (a *Announcer) sync(ctx context.Context) error {
 	var bfdPeers []bfd.Peer
 	bfdNames := map[netip.Addr][]string{}
 	specs := map[string]*config.Peer{}
+	var running map[string]bgp.PeerStatus
 	for _, peer := range p.Peers {
+		noPassword := a.missingReferences(ctx, peer.Name, missing)
+		var keep bgp.PeerConfig
+		if noPassword {
+			// The passwordSecret is gone (a rotation by delete and create, or a typo): never
+			// connect without the password the BGPPeer asks for. A running session keeps the
+			// configuration it has, as with an invalid configuration; none opens otherwise.
+			if running == nil {
+				running = a.mgr.Peers()
+			}
+			r, ok := running[peer.Name]
+			if !ok || r.Config.Password == "" {
+				continue
+			}
+			keep = r.Config
+		}
 		specs[peer.Name] = peer
 		local, err := a.LocalAddrs(peer.Addr, peer.SrcAddr)
 		if err != nil {
@@ -310,6 +328,9 @@ func (a *Announcer) sync(ctx context.Context) error {
 				a.NodeName, pfx, peer.Addr, other, local.Interface)
 		}
 		desired[peer.Name] = bgp.Desired{Config: plan.PeerConfig(peer, local, a.NodeName), Paths: paths}
+		if noPassword {
+			desired[peer.Name] = bgp.Desired{Config: keep, Paths: paths}
+		}
 		if bp, ok := bfdPeer(peer, local); ok {
 			if peer.BFDProfile.EchoMode {
 				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported,
@@ -376,26 +397,51 @@ func (a *Announcer) sync(ctx context.Context) error {
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in
-// force, as in layer 2 mode: a typo in one object must not withdraw every route.
-func (a *Announcer) config(ctx context.Context) (*config.Config, error) {
+// force, as in layer 2 mode: a typo in one object must not withdraw every route. A
+// configuration whose only problems are references to objects that do not exist (yet) is
+// used without them; those problems are returned with it.
+func (a *Announcer) config(ctx context.Context) (*config.Config, []config.Problem, error) {
 	snap, err := configlist.List(ctx, a.Client, a.Namespace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := config.Compile(snap)
+	var missing []config.Problem
+	var cerr *config.Error
 	switch {
 	case err == nil:
-	case config.OnlyMissingReferences(err) && cfg != nil:
+	case config.OnlyMissingReferences(err) && cfg != nil && errors.As(err, &cerr):
+		missing = cerr.Problems
 	default:
 		if a.lastConfig != nil {
 			a.Log.Error(err, "Configuration is invalid; keeping the last valid one")
 		} else {
 			a.Log.Error(err, "Configuration is invalid; announcing nothing until it is fixed")
 		}
-		return a.lastConfig, nil
+		return a.lastConfig, a.lastMissing, nil
 	}
-	a.lastConfig = cfg
-	return cfg, nil
+	a.lastConfig, a.lastMissing = cfg, missing
+	return cfg, missing, nil
+}
+
+// missingReferences says in a Warning what the BGPPeer called name goes without because an
+// object it names does not exist, and reports whether that is its passwordSecret.
+func (a *Announcer) missingReferences(ctx context.Context, name string, missing []config.Problem) (noPassword bool) {
+	for _, prob := range missing {
+		if prob.Kind != config.KindBGPPeer || prob.Name != name {
+			continue
+		}
+		effect := "the speaker goes on without it"
+		switch {
+		case strings.HasPrefix(prob.Field, "spec.passwordSecret"):
+			noPassword = true
+			effect = "no session is opened without the TCP MD5 password; a running one keeps its password and configuration until the Secret exists"
+		case prob.Field == "spec.bfdProfile":
+			effect = "the session runs without BFD, guarded by its hold time"
+		}
+		a.peerEventOnce(ctx, name, ReasonMissingReference, "%s: %s %s; %s", a.NodeName, prob.Field, prob.Msg, effect)
+	}
+	return noPassword
 }
 
 // announceEvents records an Event on each Service this node starts announcing.
