@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -50,13 +51,27 @@ type fakeBFD struct {
 	mu     sync.Mutex
 	peers  []bfd.Peer
 	events chan bfd.Event
+	// refuse lists remote addresses SetPeers refuses, as bfd.Manager refuses a peer it
+	// cannot run; the others are taken.
+	refuse map[netip.Addr]bool
 }
 
 func (f *fakeBFD) SetPeers(p []bfd.Peer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.peers = slices.Clone(p)
-	return nil
+	var errs []error
+	seen := map[netip.Addr]bool{}
+	for _, peer := range p {
+		switch {
+		case seen[peer.Remote]:
+			errs = append(errs, &bfd.PeerError{Remote: peer.Remote, Err: fmt.Errorf("peer %s: listed twice", peer.Remote)})
+		case f.refuse[peer.Remote]:
+			errs = append(errs, &bfd.PeerError{Remote: peer.Remote, Err: fmt.Errorf("peer %s: no IPv4 listener on this host", peer.Remote)})
+		}
+		seen[peer.Remote] = true
+	}
+	return errors.Join(errs...)
 }
 
 func (f *fakeBFD) Subscribe() (<-chan bfd.Event, func()) { return f.events, func() {} }
@@ -67,10 +82,13 @@ func (f *fakeBFD) get() []bfd.Peer {
 	return slices.Clone(f.peers)
 }
 
-func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMembers) *bgpSpeaker {
+func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMembers, before ...func(*bgpSpeaker)) *bgpSpeaker {
 	t.Helper()
 	sp := &bgpSpeaker{node: node, members: members, router: bgp.NewFake(), metrics: prometheus.NewRegistry(),
 		bfd: &fakeBFD{events: make(chan bfd.Event)}}
+	for _, f := range before {
+		f(sp)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -420,5 +438,53 @@ func TestBGPPasswordSecretMissing(t *testing.T) {
 		r, s := sa.router.Session("router"), sa.router.Session("second")
 		return r != nil && s != nil && r.Config.Password == "r0tated" && r.Config.HoldTime == 30*time.Second && s.Config.Password == "an0ther",
 			fmt.Sprint(sa.router.Names())
+	})
+}
+
+// TestBGPBFDPeers: BFD runs one session per peer address, so two BGPPeers to one router
+// address (other ports) share it, and its Down takes both down; a peer BFD refuses says so in
+// a Warning of its own, and the others keep their BFD (no Warning for them).
+func TestBGPBFDPeers(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpbfd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	create(t, &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fast"},
+		Spec: v1beta1.BFDProfileSpec{ReceiveInterval: ptr.To[uint32](100)}},
+		&v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "slow"}},
+		&v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router-alt"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.1", Port: 1179, BFDProfile: "slow"}},
+		&v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refused"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.3", BFDProfile: "fast"}})
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.BFDProfile = "fast"
+	})
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) {
+		sp.bfd.refuse = map[netip.Addr]bool{netip.MustParseAddr("192.168.50.3"): true}
+	})
+
+	testenv.Eventually(t, 20*time.Second, "one BFD peer per address", func() (bool, string) {
+		ps := sa.bfd.get()
+		return len(ps) == 2 && ps[0].Remote == netip.MustParseAddr("192.168.50.1") && ps[0].Profile.ReceiveInterval == 100*time.Millisecond &&
+			ps[1].Remote == netip.MustParseAddr("192.168.50.3"), fmt.Sprintf("%+v", ps)
+	})
+	testenv.Eventually(t, 10*time.Second, "Warnings on the refused peer and on the one sharing an address", func() (bool, string) {
+		ok1, seen := peerEvent(t, ns, "refused", bgpannounce.ReasonUnsupported, "BFD for this peer cannot run, the session relies on its hold time: peer 192.168.50.3: no IPv4 listener")
+		ok2, _ := peerEvent(t, ns, "router-alt", bgpannounce.ReasonUnsupported, `BGPPeer "router" has the same peer address 192.168.50.1; BFD runs one session per address, with "router"'s bfdProfile`)
+		return ok1 && ok2, seen
+	})
+	for _, peer := range []string{"router", "router-alt"} {
+		if ok, _ := peerEvent(t, ns, peer, bgpannounce.ReasonUnsupported, "BFD for this peer cannot run"); ok {
+			t.Errorf("%s: BFD said not to run, but only 192.168.50.3 was refused", peer)
+		}
+	}
+
+	sa.bfd.events <- bfd.Event{Peer: netip.MustParseAddr("192.168.50.1"), Previous: bfd.Up, State: bfd.Down, RemoteState: bfd.Up, At: time.Now()}
+	testenv.Eventually(t, 10*time.Second, "both sessions to 192.168.50.1 held down", func() (bool, string) {
+		on1, _ := sa.router.Session("router").Enabled()
+		on2, _ := sa.router.Session("router-alt").Enabled()
+		return !on1 && !on2, fmt.Sprintf("router enabled %v, router-alt enabled %v", on1, on2)
 	})
 }

@@ -337,11 +337,22 @@ func (a *Announcer) sync(ctx context.Context) error {
 					"%s: BFDProfile %q has echoMode, which ironlb's BFD does not implement: BFD runs without echo (detection after receiveInterval x detectMultiplier)",
 					a.NodeName, peer.BFDProfile.Name)
 			}
-			if a.BFD == nil {
+			switch first := bfdNames[bp.Remote]; {
+			case a.BFD == nil:
 				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported, "%s: bfdProfile %q is set but this speaker runs without BFD: the session relies on its hold time", a.NodeName, peer.BFDProfile.Name)
-			} else {
+			case len(first) > 0:
+				// Two BGPPeers to one address (other ports): BFD runs one session per
+				// address, whose state takes both BGP sessions down and up. It has the
+				// settings of the first peer by name.
+				bfdNames[bp.Remote] = append(first, peer.Name)
+				if i := slices.IndexFunc(bfdPeers, func(o bfd.Peer) bool { return o.Remote == bp.Remote }); bfdPeers[i] != bp {
+					a.peerEventOnce(ctx, peer.Name, ReasonUnsupported,
+						"%s: BGPPeer %q has the same peer address %s; BFD runs one session per address, with %q's bfdProfile and local address: give both peers the same bfdProfile",
+						a.NodeName, first[0], bp.Remote, first[0])
+				}
+			default:
 				bfdPeers = append(bfdPeers, bp)
-				bfdNames[bp.Remote] = append(bfdNames[bp.Remote], peer.Name)
+				bfdNames[bp.Remote] = []string{peer.Name}
 			}
 		}
 	}
@@ -352,27 +363,38 @@ func (a *Announcer) sync(ctx context.Context) error {
 	if err := a.mgr.Apply(ctx, desired); err != nil {
 		errs = append(errs, err)
 	}
-	// A peer no longer under BFD must not stay held down by a BFD failure of the past.
-	for name, spec := range specs {
-		if spec.BFDProfile == nil || a.BFD == nil {
-			if err := a.mgr.Release(ctx, name); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	noBFD := map[string]bool{}
 	if a.BFD != nil {
 		slices.SortFunc(bfdPeers, bfdPeerCompare)
 		if !slices.Equal(bfdPeers, a.bfdPeers) {
 			if err := a.BFD.SetPeers(bfdPeers); err != nil {
 				// Not a sync failure: BGP runs on, guarded by hold timers; the next sync tries
-				// again. Every BGPPeer with a profile says why.
+				// again. The BGPPeers whose BFD cannot run say why: those refused (the others
+				// run), or all of them when BFD itself cannot run.
+				refused := bfd.Refused(err)
 				for _, bp := range bfdPeers {
+					why := err
+					if refused != nil {
+						if why = refused[bp.Remote]; why == nil {
+							continue
+						}
+					}
 					for _, name := range bfdNames[bp.Remote] {
-						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, err)
+						noBFD[name] = true
+						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, why)
 					}
 				}
 			} else {
 				a.bfdPeers = bfdPeers
+			}
+		}
+	}
+	// A peer not under BFD must not stay held down by a BFD failure of the past: it would
+	// never hear of BFD coming Up again.
+	for name, spec := range specs {
+		if spec.BFDProfile == nil || a.BFD == nil || noBFD[name] {
+			if err := a.mgr.Release(ctx, name); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
