@@ -200,6 +200,7 @@ func bgpSetup(t *testing.T, ns string) (a, b string) {
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
 			Ports:          []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
 	create(t, svc)
+	deleteOnCleanup(t, svc)
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.50.50"}, {IP: "fd00:50::50"}}
 	if err := env.Client.Status().Update(ctx, svc); err != nil {
 		t.Fatalf("set Service status: %v", err)
