@@ -256,6 +256,10 @@ func TestBGP(t *testing.T) {
 		got := bgpStatuses(t, ns)
 		return slices.Equal(got, []string{a + ":" + ns + "/web:", b + ":" + ns + "/web:"}), fmt.Sprint(got)
 	})
+	// The Service reaches no router yet.
+	if v := metric(t, sa.metrics, "ironlb_bgp_services_announced"); v != 0 {
+		t.Errorf("a: services_announced %v with no session up, want 0", v)
+	}
 
 	sa.router.Session("router").SetStatus(bgp.Status{State: bgp.StateEstablished, LocalAddr: netip.MustParseAddr("192.168.50.11"), PeerASN: 64513})
 	sb.router.Session("router").SetStatus(bgp.Status{State: bgp.StateActive, Reason: bgp.ReasonConnectTimeout, Detail: "dial tcp 192.168.50.1:179: i/o timeout"})
@@ -277,6 +281,9 @@ func TestBGP(t *testing.T) {
 	}
 	if v := metric(t, sa.metrics, "ironlb_bgp_prefixes_sent"); v != 2 {
 		t.Errorf("a: prefixes_sent %v, want 2", v)
+	}
+	if va, vb := metric(t, sa.metrics, "ironlb_bgp_services_announced"), metric(t, sb.metrics, "ironlb_bgp_services_announced"); va != 1 || vb != 0 {
+		t.Errorf("services_announced: a %v, b %v; want 1 (its session is up) and 0 (not)", va, vb)
 	}
 
 	// Unrelated and path-only changes keep the session; a peer change reopens it.

@@ -411,7 +411,13 @@ func (a *Announcer) sync(ctx context.Context) error {
 		mine[svc] = up
 	}
 	a.announceEvents(ctx, p, mine)
-	a.Metrics.setAnnounced(len(mine))
+	reached := 0
+	for _, up := range mine {
+		if len(up) > 0 {
+			reached++
+		}
+	}
+	a.Metrics.setAnnounced(reached)
 	if err := a.writeStatuses(ctx, mine); err != nil {
 		errs = append(errs, err)
 	}
