@@ -237,6 +237,10 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		if err := addBGP(mgr, cfg, members, reg, log); err != nil {
 			return err
 		}
+	} else if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return bgpannounce.DeleteNodeStatuses(ctx, mgr.GetAPIReader(), mgr.GetClient(), cfg.Namespace, cfg.NodeName, log.WithName("bgp"))
+	})); err != nil {
+		return fmt.Errorf("add BGP status cleanup: %w", err)
 	}
 	switch cfg.Proxy {
 	case "":

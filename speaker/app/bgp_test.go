@@ -44,6 +44,8 @@ type bgpSpeaker struct {
 	bfd     *fakeBFD
 	metrics *prometheus.Registry
 	stop    func()
+	// bgpOff starts the speaker with BGP off (set it in startBGPSpeaker's before).
+	bgpOff bool
 }
 
 // fakeBFD records the BFD peers the announcer sets and lets the test send events.
@@ -96,8 +98,9 @@ func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMemb
 			NodeName: node, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0",
 			Registry: sp.metrics, InProcessInstances: true,
 			Members: members, Links: fakeLinks{},
-			BGPRouter: sp.router,
-			BFD:       sp.bfd,
+			DisableBGP: sp.bgpOff,
+			BGPRouter:  sp.router,
+			BFD:        sp.bfd,
 			BGPLocalAddrs: func(peer, _ netip.Addr) (plan.Local, error) {
 				return plan.Local{Interface: "eth0", V4: netip.MustParseAddr(fmt.Sprintf("192.168.50.%d", octet)),
 					V6: netip.MustParseAddr(fmt.Sprintf("fd00:50::%d", octet))}, nil
@@ -494,5 +497,28 @@ func TestBGPBFDPeers(t *testing.T) {
 		on1, _ := sa.router.Session("router").Enabled()
 		on2, _ := sa.router.Session("router-alt").Enabled()
 		return !on1 && !on2, fmt.Sprintf("router enabled %v, router-alt enabled %v", on1, on2)
+	})
+}
+
+// TestBGPOffDeletesNodeStatuses: a speaker restarted with BGP off deletes the ServiceBGPStatus
+// objects it wrote (its node stays live, so no other speaker would), and only its own.
+func TestBGPOffDeletesNodeStatuses(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpoff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b))
+	startBGPSpeaker(t, ns, b, 12, newMembers(a, b))
+	testenv.Eventually(t, 20*time.Second, "both nodes' statuses", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{a + ":" + ns + "/web:", b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+	sa.stop()
+	startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) { sp.bgpOff = true })
+	testenv.Eventually(t, 20*time.Second, "a's status deleted, b's kept", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{b + ":" + ns + "/web:"}), fmt.Sprint(got)
 	})
 }
