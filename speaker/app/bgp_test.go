@@ -42,8 +42,10 @@ type bgpSpeaker struct {
 	members *fakeMembers
 	router  *bgp.Fake
 	bfd     *fakeBFD
-	metrics *prometheus.Registry
-	stop    func()
+	// localErr, if set, is what the node's address lookup fails with.
+	localErr error
+	metrics  *prometheus.Registry
+	stop     func()
 	// bgpOff starts the speaker with BGP off (set it in startBGPSpeaker's before).
 	bgpOff bool
 }
@@ -102,6 +104,9 @@ func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMemb
 			BGPRouter:  sp.router,
 			BFD:        sp.bfd,
 			BGPLocalAddrs: func(peer, _ netip.Addr) (plan.Local, error) {
+				if sp.localErr != nil {
+					return plan.Local{}, sp.localErr
+				}
 				return plan.Local{Interface: "eth0", V4: netip.MustParseAddr(fmt.Sprintf("192.168.50.%d", octet)),
 					V6: netip.MustParseAddr(fmt.Sprintf("fd00:50::%d", octet))}, nil
 			},
@@ -520,5 +525,26 @@ func TestBGPOffDeletesNodeStatuses(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "a's status deleted, b's kept", func() (bool, string) {
 		got := bgpStatuses(t, ns)
 		return slices.Equal(got, []string{b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+}
+
+// TestBGPNoLocalAddress: a node without a route to the peer says so in a Warning on the
+// BGPPeer (once, not at every sync) and still opens the session, with a router ID of its own.
+func TestBGPNoLocalAddress(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpnolocal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) {
+		sp.localErr = errors.New("find the route to 192.168.50.1: dial udp 192.168.50.1:179: connect: network is unreachable")
+	})
+	testenv.Eventually(t, 20*time.Second, "NoLocalAddress warning", func() (bool, string) {
+		return peerEvent(t, ns, "router", bgpannounce.ReasonNoLocalAddress, a+": cannot find this node's address for the session to 192.168.50.1: find the route to 192.168.50.1")
+	})
+	testenv.Eventually(t, 10*time.Second, "the session opened all the same, with a router ID", func() (bool, string) {
+		s := sa.router.Session("router")
+		return s != nil && s.Config.RouterID.Is4(), fmt.Sprint(sa.router.Names())
 	})
 }

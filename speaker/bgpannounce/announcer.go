@@ -40,6 +40,7 @@ const (
 	ReasonNoNextHop             = "NoNextHop"
 	ReasonAnnouncing            = "AnnouncingBGP"
 	ReasonMissingReference      = "MissingReference"
+	ReasonNoLocalAddress        = "NoLocalAddress"
 
 	defaultResync           = 30 * time.Second
 	defaultRetryMin         = 100 * time.Millisecond
@@ -315,7 +316,10 @@ func (a *Announcer) sync(ctx context.Context) error {
 		local, err := a.LocalAddrs(peer.Addr, peer.SrcAddr)
 		if err != nil {
 			// The session still opens: GoBGP keeps trying and reports why it cannot connect.
-			a.Log.Error(err, "Cannot find this node's address for the BGP session", "peer", peer.Name)
+			// Said once per cause, not at every sync (a sync follows every Service change).
+			a.peerEventOnce(ctx, peer.Name, ReasonNoLocalAddress,
+				"%s: cannot find this node's address for the session to %s: %v; the session tries all the same, with a router ID derived from the node name unless spec.routerID is set, and without prefixes of the other family",
+				a.NodeName, peer.Addr, err)
 		}
 		paths, skipped := plan.Paths(peer, p.Routes[peer.Name], local)
 		for _, pfx := range skipped {
