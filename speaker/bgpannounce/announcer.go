@@ -442,7 +442,7 @@ func (a *Announcer) config(ctx context.Context) (*config.Config, []config.Proble
 	var cerr *config.Error
 	switch {
 	case err == nil:
-	case config.OnlyMissingReferences(err) && cfg != nil && errors.As(err, &cerr):
+	case config.OnlyMissingReferences(err) && cfg != nil && errors.As(err, &cerr) && !missingCommunity(cerr.Problems):
 		missing = cerr.Problems
 	default:
 		if a.lastConfig != nil {
@@ -454,6 +454,15 @@ func (a *Announcer) config(ctx context.Context) (*config.Config, []config.Proble
 	}
 	a.lastConfig, a.lastMissing = cfg, missing
 	return cfg, missing, nil
+}
+
+// missingCommunity reports whether a BGPAdvertisement names a community alias that does not
+// exist. Such a configuration is not used: its routes would go out without the community, and
+// a community such as no-export or a provider's blackhole tag decides where a route may go.
+func missingCommunity(probs []config.Problem) bool {
+	return slices.ContainsFunc(probs, func(p config.Problem) bool {
+		return p.Kind == config.KindBGPAdvertisement && strings.HasPrefix(p.Field, "spec.communities")
+	})
 }
 
 // missingReferences says in a Warning what the BGPPeer called name goes without because an
