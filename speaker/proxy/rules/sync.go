@@ -92,7 +92,7 @@ func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, e
 			}
 		}
 	}
-	writeAll(tx, f, outs, elems)
+	writeAll(tx, f, g.podCIDRs, outs, elems)
 	return st, nil
 }
 

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -9,12 +10,12 @@ import (
 
 // writeAll writes a full sync: the table deleted and added again, the
 // skeleton, every port's chains and sets, and every element.
-func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemOut) {
+func writeAll(tx *knftables.Transaction, f family, podCIDRs bool, outs []portOut, elems []elemOut) {
 	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
 	tx.Add(table)
 	tx.Delete(&knftables.Table{})
 	tx.Add(table)
-	fixed := fixedChains(f)
+	fixed := fixedChains(f, podCIDRs)
 	for _, c := range fixed {
 		ch := &knftables.Chain{Name: c.name}
 		if c.hook != "" {
@@ -29,6 +30,10 @@ func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemO
 	for _, m := range maps {
 		tx.Add(m)
 	}
+	picks := pickChains(f)
+	for _, c := range picks {
+		tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
+	}
 	for i := range outs {
 		for _, c := range outs[i].chains {
 			tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
@@ -41,6 +46,9 @@ func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemO
 		for _, r := range c.rules {
 			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
 		}
+	}
+	for i := range picks {
+		addRules(tx, &picks[i])
 	}
 	for i := range outs {
 		for _, c := range outs[i].chains {
@@ -109,6 +117,23 @@ func (d *diff) port(old, cur *portOut) {
 	for name := range oldSets {
 		d.goneSets = append(d.goneSets, name)
 	}
+}
+
+// pickChains returns the shared pick chains: one per endpoint map and
+// endpoint count up to maxPick. They never change, so partial syncs never
+// write them: nft 1.0.6 refuses a new rule using one of the endpoint maps
+// unless the map is declared in the same transaction (it misreads the
+// map's "typeof" from the kernel, see fixedSetsAndMaps), and a full sync
+// recreates the table.
+func pickChains(f family) []chainOut {
+	var out []chainOut
+	for _, k := range []pickKind{pickCluster, pickLocal, pickNodePortCluster, pickNodePortLocal} {
+		for n := 1; n <= maxPick; n++ {
+			out = append(out, chainOut{name: pickChain(k, n), comment: "one of " + strconv.Itoa(n) + " from " + k.endpointMap(),
+				rules: []string{pickRule(f, k, n)}})
+		}
+	}
+	return out
 }
 
 // elements records the element changes of one claim from prev to next. A
