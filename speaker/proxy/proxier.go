@@ -28,6 +28,7 @@ import (
 
 	"github.com/ironlb/ironlb/speaker/proxy/conntrack"
 	"github.com/ironlb/ironlb/speaker/proxy/healthcheck"
+	"github.com/ironlb/ironlb/speaker/proxy/nftnl"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
 )
 
@@ -48,6 +49,17 @@ type HealthServer interface {
 }
 
 var _ HealthServer = (*healthcheck.Server)(nil)
+
+// BulkWriter writes the bulk of a full sync, the elements of the table-wide sets and maps,
+// without nft, and lists the kernel's table (nftnl.Writer).
+type BulkWriter interface {
+	// Objects lists the kernel's table.
+	Objects() (rules.KernelObjects, error)
+	// Replace replaces the contents of each set in one kernel transaction.
+	Replace(sets []rules.SetElements) error
+}
+
+var _ BulkWriter = (*nftnl.Writer)(nil)
 
 // Proxier keeps the node's nftables rules in step with the Services. Set the fields, then run
 // Start.
@@ -70,6 +82,10 @@ type Proxier struct {
 	WatchAddrs func(ctx context.Context, notify func()) error
 	// NewNFT opens a family's table. Default knftables.New (needs the nft binary).
 	NewNFT func(family knftables.Family) (knftables.Interface, error)
+	// NewBulk opens a family's bulk writer for full syncs. Default: an nftnl.Writer when
+	// NewNFT is defaulted too, else none (knftables' fake in tests), and full syncs are then
+	// one nft transaction.
+	NewBulk func(family knftables.Family) (BulkWriter, error)
 	// Conntrack deletes stale UDP entries. Default conntrack.Netlink.
 	Conntrack conntrack.Cleaner
 	// Health serves the health-check node ports. Default: a healthcheck.Server listening on
@@ -90,6 +106,7 @@ type Proxier struct {
 type family struct {
 	family knftables.Family
 	nft    knftables.Interface
+	bulk   BulkWriter // nil: full syncs are one nft transaction
 	// state records what the kernel holds after the last successful transaction; nil makes
 	// the next sync a full one.
 	state *rules.State
@@ -108,7 +125,13 @@ func (p *Proxier) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open nftables (family %s; is Debian's nftables package installed?): %w", f, err)
 		}
-		fams = append(fams, &family{family: f, nft: nft})
+		fam := &family{family: f, nft: nft}
+		if p.NewBulk != nil {
+			if fam.bulk, err = p.NewBulk(f); err != nil {
+				return fmt.Errorf("open the nftables bulk writer (family %s): %w", f, err)
+			}
+		}
+		fams = append(fams, fam)
 	}
 	defer func() {
 		if err := p.Health.Close(); err != nil {
@@ -153,6 +176,9 @@ func (p *Proxier) Start(ctx context.Context) error {
 func (p *Proxier) defaults() {
 	if p.NewNFT == nil {
 		p.NewNFT = func(f knftables.Family) (knftables.Interface, error) { return knftables.New(f, rules.TableName) }
+		if p.NewBulk == nil {
+			p.NewBulk = func(f knftables.Family) (BulkWriter, error) { return &nftnl.Writer{Family: f, Table: rules.TableName}, nil }
+		}
 	}
 	if p.NodeIPs == nil {
 		p.NodeIPs = localAddresses

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -50,6 +51,9 @@ func (p *plan) ownChain(eps []endpoint) bool { return p.affinity > 0 || len(eps)
 type endpoint struct {
 	addr     netip.AddrPort
 	affinity string // aff-… set, "" without sessionAffinity
+	// value is the endpoint as an endpoint-map value (address, port),
+	// computed once and shared by the elements of every key.
+	value []string
 }
 
 // hasExternal reports whether anything outside the ClusterIP is exposed.
@@ -174,7 +178,7 @@ func (p *plan) endpoints(f family, addrs []netip.AddrPort, known []endpoint) []e
 			eps[i] = known[j]
 			continue
 		}
-		eps[i] = endpoint{addr: ap}
+		eps[i] = endpoint{addr: ap, value: []string{ap.Addr().String(), strconv.Itoa(int(ap.Port()))}}
 		if p.affinity > 0 {
 			// The timeout is part of the name: a set's timeout cannot be
 			// changed in place, so a new timeout is a new set.

@@ -59,18 +59,27 @@ func (s *State) CanUpdate(cfg Config) bool {
 // listing the leftovers longer still; docs/performance.md.) The ports are
 // kept by the returned State: do not modify them afterwards.
 func Recreate(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
-	return full(tx, cfg, ports)
-}
-
-func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
-	f, err := validate(cfg, ports)
+	st, t, err := Rebuild(cfg, ports)
 	if err != nil {
 		return nil, err
+	}
+	t.WriteAll(tx)
+	return st, nil
+}
+
+// Rebuild computes the whole table for cfg and ports, to be written by a
+// full sync in parts (Table.WriteStructure, Table.Bulk, Table.WriteCleanup),
+// and returns the State the kernel holds once all parts are written. The
+// ports are kept by the returned State: do not modify them afterwards.
+func Rebuild(cfg Config, ports []ServicePort) (*State, *Table, error) {
+	f, err := validate(cfg, ports)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg, _ = normalize(cfg)
 	order, err := sortedPorts(f, ports)
 	if err != nil {
-		return nil, fmt.Errorf("generate %s nftables rules: %w", cfg.Family, err)
+		return nil, nil, fmt.Errorf("generate %s nftables rules: %w", cfg.Family, err)
 	}
 	g := &generator{f: f, podCIDRs: len(cfg.PodCIDRs) > 0}
 	st := &State{cfg: cfg, ports: make(map[string]*portState, len(order)), claims: map[string][]string{}}
@@ -84,16 +93,24 @@ func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, e
 			st.claims[c] = append(st.claims[c], kp.key)
 		}
 	}
-	elems := skeletonElements(f, cfg)
+	n := 0
+	for i := range outs {
+		n += len(outs[i].elems)
+	}
+	skeleton := skeletonElements(f, cfg)
+	elems := make([]*elemOut, 0, n+len(skeleton))
+	for i := range skeleton {
+		elems = append(elems, &skeleton[i])
+	}
 	for _, kp := range order {
-		for _, e := range st.ports[kp.key].elems {
-			if st.claims[e.claim][0] == kp.key {
-				elems = append(elems, e)
+		ps := st.ports[kp.key]
+		for i := range ps.elems {
+			if st.claims[ps.elems[i].claim][0] == kp.key {
+				elems = append(elems, &ps.elems[i])
 			}
 		}
 	}
-	writeAll(tx, f, g.podCIDRs, outs, elems)
-	return st, nil
+	return st, &Table{f: f, podCIDRs: g.podCIDRs, outs: outs, elems: elems}, nil
 }
 
 // Partial writes into tx only what differs between prev and ports: chains

@@ -3,62 +3,9 @@ package rules
 import (
 	"slices"
 	"strconv"
-	"strings"
 
 	"sigs.k8s.io/knftables"
 )
-
-// writeAll writes a full sync: the table deleted and added again, the
-// skeleton, every port's chains and sets, and every element.
-func writeAll(tx *knftables.Transaction, f family, podCIDRs bool, outs []portOut, elems []elemOut) {
-	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
-	tx.Add(table)
-	tx.Delete(&knftables.Table{})
-	tx.Add(table)
-	fixed := fixedChains(f, podCIDRs)
-	for _, c := range fixed {
-		ch := &knftables.Chain{Name: c.name}
-		if c.hook != "" {
-			ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
-		}
-		tx.Add(ch)
-	}
-	sets, maps := fixedSetsAndMaps(f)
-	for _, s := range sets {
-		tx.Add(s)
-	}
-	for _, m := range maps {
-		tx.Add(m)
-	}
-	picks := pickChains(f)
-	for _, c := range picks {
-		tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
-	}
-	for i := range outs {
-		for _, c := range outs[i].chains {
-			tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
-		}
-		for _, s := range outs[i].sets {
-			tx.Add(s)
-		}
-	}
-	for _, c := range fixed {
-		for _, r := range c.rules {
-			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
-		}
-	}
-	for i := range picks {
-		addRules(tx, &picks[i])
-	}
-	for i := range outs {
-		for _, c := range outs[i].chains {
-			addRules(tx, &c)
-		}
-	}
-	for i := range elems {
-		tx.Add(elems[i].object())
-	}
-}
 
 func addRules(tx *knftables.Transaction, c *chainOut) {
 	for _, r := range c.rules {
@@ -119,18 +66,24 @@ func (d *diff) port(old, cur *portOut) {
 	}
 }
 
+// pickChain is a shared pick chain and the endpoint map its rule reads.
+type pickChainOut struct {
+	chainOut
+	reads string
+}
+
 // pickChains returns the shared pick chains: one per endpoint map and
 // endpoint count up to maxPick. They never change, so partial syncs never
-// write them: nft 1.0.6 refuses a new rule using one of the endpoint maps
-// unless the map is declared in the same transaction (it misreads the
-// map's "typeof" from the kernel, see fixedSetsAndMaps), and a full sync
-// recreates the table.
-func pickChains(f family) []chainOut {
-	var out []chainOut
+// write them and full syncs in place keep them: nft 1.0.6 refuses a new
+// rule using one of the endpoint maps unless the map is created in the same
+// transaction (it misreads the map's "typeof" from the kernel, see
+// fixedSetsAndMaps).
+func pickChains(f family) []pickChainOut {
+	var out []pickChainOut
 	for _, k := range []pickKind{pickCluster, pickLocal, pickNodePortCluster, pickNodePortLocal} {
 		for n := 1; n <= maxPick; n++ {
-			out = append(out, chainOut{name: pickChain(k, n), comment: "one of " + strconv.Itoa(n) + " from " + k.endpointMap(),
-				rules: []string{pickRule(f, k, n)}})
+			out = append(out, pickChainOut{reads: k.endpointMap(), chainOut: chainOut{name: pickChain(k, n),
+				comment: "one of " + strconv.Itoa(n) + " from " + k.endpointMap(), rules: []string{pickRule(f, k, n)}}})
 		}
 	}
 	return out
@@ -140,31 +93,32 @@ func pickChains(f family) []chainOut {
 // changed value is a delete and an add: nft refuses to add a key with
 // another value.
 func (d *diff) elements(prev, next []elemOut) {
-	find := func(es []elemOut, id string) *elemOut {
+	find := func(es []elemOut, e *elemOut) *elemOut {
 		for i := range es {
-			if es[i].id == id {
+			if es[i].sameID(e) {
 				return &es[i]
 			}
 		}
 		return nil
 	}
-	for _, e := range prev {
-		if n := find(next, e.id); n == nil || !slices.Equal(n.value, e.value) {
-			d.delElems = append(d.delElems, e)
+	for i := range prev {
+		e := &prev[i]
+		if n := find(next, e); n == nil || !slices.Equal(n.value, e.value) {
+			d.delElems = append(d.delElems, *e)
 		}
 	}
-	for _, e := range next {
-		if p := find(prev, e.id); p == nil || !slices.Equal(p.value, e.value) {
-			d.addElems = append(d.addElems, e)
+	for i := range next {
+		e := &next[i]
+		if p := find(prev, e); p == nil || !slices.Equal(p.value, e.value) {
+			d.addElems = append(d.addElems, *e)
 		}
 	}
 }
 
 func (d *diff) write(tx *knftables.Transaction) {
 	// Sorted so that a transaction is reproducible (logs, tests).
-	byID := func(a, b elemOut) int { return strings.Compare(a.id, b.id) }
-	slices.SortFunc(d.delElems, byID)
-	slices.SortFunc(d.addElems, byID)
+	slices.SortFunc(d.delElems, compareID)
+	slices.SortFunc(d.addElems, compareID)
 	slices.Sort(d.goneChains)
 	slices.Sort(d.goneSets)
 
