@@ -177,7 +177,9 @@ func (p *Proxier) defaults() {
 	if p.NewNFT == nil {
 		p.NewNFT = func(f knftables.Family) (knftables.Interface, error) { return knftables.New(f, rules.TableName) }
 		if p.NewBulk == nil {
-			p.NewBulk = func(f knftables.Family) (BulkWriter, error) { return &nftnl.Writer{Family: f, Table: rules.TableName}, nil }
+			p.NewBulk = func(f knftables.Family) (BulkWriter, error) {
+				return &nftnl.Writer{Family: f, Table: rules.TableName}, nil
+			}
 		}
 	}
 	if p.NodeIPs == nil {
