@@ -30,6 +30,7 @@ import (
 	"github.com/ironlb/ironlb/speaker/proxy/healthcheck"
 	"github.com/ironlb/ironlb/speaker/proxy/nftnl"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
+	"github.com/ironlb/ironlb/speaker/proxy/svcports"
 )
 
 // Informers gives the proxier the informers of its cache, to be told about changes.
@@ -107,6 +108,8 @@ type family struct {
 	family knftables.Family
 	nft    knftables.Interface
 	bulk   BulkWriter // nil: full syncs are one nft transaction
+	// ports converts the family's Service ports, remembering unchanged Services.
+	ports *svcports.Cache
 	// state records what the kernel holds after the last successful transaction; nil makes
 	// the next sync a full one.
 	state *rules.State
@@ -125,7 +128,7 @@ func (p *Proxier) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open nftables (family %s; is Debian's nftables package installed?): %w", f, err)
 		}
-		fam := &family{family: f, nft: nft}
+		fam := &family{family: f, nft: nft, ports: &svcports.Cache{Family: f}}
 		if p.NewBulk != nil {
 			if fam.bulk, err = p.NewBulk(f); err != nil {
 				return fmt.Errorf("open the nftables bulk writer (family %s): %w", f, err)

@@ -44,7 +44,7 @@ func (p *Proxier) sync(ctx context.Context, fams []*family, forceFull bool) erro
 	for _, f := range fams {
 		cfg := rules.Config{Family: f.family, Node: p.Node,
 			NodeIPs: ofFamily(nodeIPs, f.family), PodCIDRs: prefixesOfFamily(p.ClusterCIDRs, f.family)}
-		ports := svcports.ServicePorts(f.family, svcs.Items, eps.Items)
+		ports := f.ports.ServicePorts(svcs.Items, eps.Items)
 		mode, err := p.syncFamily(ctx, f, cfg, ports, forceFull)
 		if err != nil {
 			errs = append(errs, err)

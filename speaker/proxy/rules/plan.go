@@ -150,8 +150,6 @@ func makePlan(f family, cfg Config, sp *ServicePort) plan {
 		externalLocal: sp.ExternalLocal,
 		internalLocal: sp.InternalLocal,
 		affinity:      sp.AffinityTimeout,
-		svcChain:      hashedName(prefixService, f.nft, key),
-		locChain:      hashedName(prefixLocal, f.nft, key),
 	}
 	if len(sp.SourceRanges) > 0 {
 		p.firewalled = addrsOf(f, sp.LoadBalancerIPs)
@@ -165,6 +163,13 @@ func makePlan(f family, cfg Config, sp *ServicePort) plan {
 	local := usableEndpoints(f, sp.Endpoints, func(e Endpoint) bool { return e.Node == cfg.Node })
 	p.cluster = p.endpoints(f, usable, nil)
 	p.local = p.endpoints(f, local, p.cluster)
+	// Hashed only for ports that have chains of their own.
+	if p.ownChain(p.cluster) {
+		p.svcChain = hashedName(prefixService, f.nft, key)
+	}
+	if p.ownChain(p.local) {
+		p.locChain = hashedName(prefixLocal, f.nft, key)
+	}
 	return p
 }
 
