@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"slices"
 
 	"sigs.k8s.io/knftables"
@@ -250,9 +249,4 @@ func sortedMissing(names []string, want map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// String names the Table for errors and logs.
-func (t *Table) String() string {
-	return fmt.Sprintf("%s table %s (%d Service ports, %d elements)", t.f.nft, TableName, len(t.outs), len(t.elems))
 }
