@@ -6,10 +6,12 @@
 //
 // Data flow: informer events (Services, EndpointSlices) and address changes of the node wake
 // one sync loop; bursts of changes coalesce into one sync. Each sync lists both kinds from the
-// cache, converts them (speaker/proxy/svcports) and, per family, runs one knftables
-// transaction: a partial one with only what changed since the last successful transaction,
-// or a full one at start, periodically, after any failure and when the node's addresses
-// change. A failed sync is retried with back-off.
+// cache, converts the changed Services (speaker/proxy/svcports) and, per family, runs a
+// partial sync, one knftables transaction with only what changed since the last successful
+// one, or a full sync at start, periodically, after any failure and when the node's addresses
+// change: the table's structure with nft (in place when it can), its set and map elements over
+// netlink (speaker/proxy/nftnl), leftovers deleted with nft. A failed sync is retried with
+// back-off.
 package proxy
 
 import (

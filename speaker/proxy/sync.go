@@ -88,8 +88,9 @@ func (p *Proxier) syncFamily(ctx context.Context, f *family, cfg rules.Config, p
 	}
 	p.Metrics.observe(mode, time.Since(start), err)
 	if err != nil {
-		// The kernel holds what it held before (transactions are atomic), but Partial
-		// updated the record: start over with a full sync.
+		// Each transaction is atomic (a failed one left the kernel as it was, and a full
+		// sync's parts leave a consistent table), but the record no longer describes the
+		// kernel (Partial updated it): start over with a full sync.
 		f.state = nil
 		return mode, err
 	}
