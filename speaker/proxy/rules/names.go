@@ -109,7 +109,7 @@ func (k pickKind) endpointMap() string {
 func (k pickKind) nodePort() bool { return k == pickNodePortCluster || k == pickNodePortLocal }
 
 // pickChain names the shared chain that picks one of n endpoints from k's
-// map: one per kind and endpoint count in use, whatever the number of
+// map: one per kind and count up to maxPick, whatever the number of
 // Services.
 func pickChain(k pickKind, n int) string {
 	return "pick-" + strings.TrimSuffix(k.endpointMap(), "-endpoints") + "-" + strconv.Itoa(n)

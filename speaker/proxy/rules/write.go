@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/knftables"
 )
 
+// addRules writes c's rules, in order.
 func addRules(tx *knftables.Transaction, c *chainOut) {
 	for _, r := range c.rules {
 		tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
@@ -66,7 +67,7 @@ func (d *diff) port(old, cur *portOut) {
 	}
 }
 
-// pickChain is a shared pick chain and the endpoint map its rule reads.
+// pickChainOut is a shared pick chain and the endpoint map its rule reads.
 type pickChainOut struct {
 	chainOut
 	reads string
