@@ -96,11 +96,18 @@ func isBulk(container string) bool {
 
 // encodeElement encodes e for the kernel.
 func encodeElement(f family, e *elemOut) (Element, error) {
+	var arena []byte
+	return encodeElementInto(f, e, &arena)
+}
+
+// encodeElementInto encodes e for the kernel, its key and value appended to
+// *arena (one allocation for many elements; the Element keeps slices of it).
+func encodeElementInto(f family, e *elemOut, arena *[]byte) (Element, error) {
 	l, ok := bulkLayouts[e.container]
 	if !ok {
 		return Element{}, fmt.Errorf("encode element of %s: not a bulk set", e.container)
 	}
-	key, err := encodeFields(f, l.key, e.key)
+	key, err := encodeFields(f, l.key, e.key, arena)
 	if err != nil {
 		return Element{}, fmt.Errorf("encode key %v of %s: %w", e.key, e.container, err)
 	}
@@ -117,54 +124,54 @@ func encodeElement(f family, e *elemOut) (Element, error) {
 			return Element{}, fmt.Errorf("encode element %v of %s: verdict %q", e.key, e.container, v)
 		}
 	case l.value != nil:
-		if out.Value, err = encodeFields(f, l.value, e.value); err != nil {
+		if out.Value, err = encodeFields(f, l.value, e.value, arena); err != nil {
 			return Element{}, fmt.Errorf("encode value %v of %s: %w", e.value, e.container, err)
 		}
 	}
 	return out, nil
 }
 
-// encodeFields encodes the fields of a key or value; in a concatenation
-// each field takes a multiple of 4 bytes.
-func encodeFields(f family, kinds []fieldKind, vals []string) ([]byte, error) {
+// encodeFields encodes the fields of a key or value, appended to *arena;
+// in a concatenation each field takes a multiple of 4 bytes.
+func encodeFields(f family, kinds []fieldKind, vals []string, arena *[]byte) ([]byte, error) {
 	if len(kinds) != len(vals) {
 		return nil, fmt.Errorf("%d fields, want %d", len(vals), len(kinds))
 	}
-	var out []byte
+	start := len(*arena)
+	out := *arena
 	for i, k := range kinds {
-		var b []byte
 		switch k {
 		case fieldAddr:
 			a, err := netip.ParseAddr(vals[i])
 			if err != nil || a.Is4() != f.is4 {
 				return nil, fmt.Errorf("address %q: not %s", vals[i], f.addrType)
 			}
-			b = a.AsSlice()
+			out, _ = a.AppendBinary(out)
 		case fieldProto:
 			p := slices.IndexFunc([]Protocol{TCP, UDP, SCTP}, func(p Protocol) bool { return p.String() == vals[i] })
 			if p < 0 {
 				return nil, fmt.Errorf("protocol %q", vals[i])
 			}
-			b = []byte{[]byte{6, 17, 132}[p]}
+			out = append(out, []byte{6, 17, 132}[p])
 		case fieldPort:
 			n, err := strconv.ParseUint(vals[i], 10, 16)
 			if err != nil {
 				return nil, fmt.Errorf("port %q: %w", vals[i], err)
 			}
-			b = binary.BigEndian.AppendUint16(nil, uint16(n))
+			out = binary.BigEndian.AppendUint16(out, uint16(n))
 		case fieldBucket:
 			n, err := strconv.ParseUint(vals[i], 10, 32)
 			if err != nil {
 				return nil, fmt.Errorf("bucket %q: %w", vals[i], err)
 			}
-			b = binary.NativeEndian.AppendUint32(nil, uint32(n))
+			out = binary.NativeEndian.AppendUint32(out, uint32(n))
 		}
-		out = append(out, b...)
 		if len(kinds) > 1 {
-			for len(out)%4 != 0 {
+			for (len(out)-start)%4 != 0 {
 				out = append(out, 0)
 			}
 		}
 	}
-	return out, nil
+	*arena = out
+	return out[start:len(out):len(out)], nil
 }

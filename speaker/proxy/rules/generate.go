@@ -185,9 +185,13 @@ func (g *generator) target(p *plan, policy policyEndpoints, nodePort bool, claim
 	if nodePort {
 		kind += pickNodePortCluster
 	}
+	// One backing array for the keys of all buckets: at 10k Services a full
+	// sync makes 250k of them.
+	keys := make([]string, 0, (len(key)+1)*len(eps))
 	for b, ep := range eps {
-		g.out.elems = append(g.out.elems, elemOut{container: kind.endpointMap(), isMap: true, claim: claim,
-			key: append(key[:len(key):len(key)], strconv.Itoa(b)), value: ep.value})
+		keys = append(append(keys, key...), strconv.Itoa(b))
+		k := keys[len(keys)-len(key)-1 : len(keys) : len(keys)]
+		g.out.elems = append(g.out.elems, elemOut{container: kind.endpointMap(), isMap: true, claim: claim, key: k, value: ep.value})
 	}
 	return "goto " + pickChain(kind, len(eps))
 }

@@ -175,13 +175,18 @@ func (t *Table) Bulk() ([]SetElements, error) {
 	for j := range out {
 		out[j].Elements = make([]Element, 0, count[j])
 	}
+	// Keys and values go into a few large arenas, not 300k small slices.
+	var arena []byte
 	for i := range t.elems {
 		e := t.elems[i]
 		j, ok := index[e.container]
 		if !ok {
 			continue
 		}
-		enc, err := encodeElement(t.f, e)
+		if cap(arena)-len(arena) < 64 {
+			arena = make([]byte, 0, 1<<20)
+		}
+		enc, err := encodeElementInto(t.f, e, &arena)
 		if err != nil {
 			return nil, err
 		}
