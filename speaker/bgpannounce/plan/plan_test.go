@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -16,6 +17,7 @@ import (
 	"github.com/ironlb/ironlb/api/v1beta1"
 	"github.com/ironlb/ironlb/api/v1beta2"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/speaker/bgp"
 )
 
 // IP plan: pool "lan" 192.168.50.50-192.168.50.59 and fd00:50::50/124; pool "other"
@@ -478,9 +480,13 @@ spec:
   enableGracefulRestart: true`)
 	l := Local{Interface: "eth0", V4: netip.MustParseAddr("192.168.50.11"), V6: netip.MustParseAddr("fd00:50::11")}
 	full := PeerConfig(cfg.Peer("full"), l, "node1")
-	want := "{Name:full MyASN:64512 PeerASN:0 DynamicASN:external Addr:192.168.50.9 Port:1179 SourceAddr:192.168.50.11 HoldTime:9s KeepaliveTime:3s ConnectTime:2s RouterID:10.10.10.10 Password:secret EBGPMultiHop:true GracefulRestart:true}"
-	if got := fmt.Sprintf("%+v", full); got != want {
-		t.Errorf("PeerConfig:\n got %s\nwant %s", got, want)
+	// Compared field by field: PeerConfig's String and Format hide the password.
+	want := bgp.PeerConfig{Name: "full", MyASN: 64512, DynamicASN: bgp.DynamicASNExternal,
+		Addr: netip.MustParseAddr("192.168.50.9"), Port: 1179, SourceAddr: netip.MustParseAddr("192.168.50.11"),
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 2 * time.Second,
+		RouterID: netip.MustParseAddr("10.10.10.10"), Password: "secret", EBGPMultiHop: true, GracefulRestart: true}
+	if full != want {
+		t.Errorf("PeerConfig:\n got %#v\nwant %#v", full, want)
 	}
 	if id := PeerConfig(cfg.Peer("ebgp"), l, "node1").RouterID; id != l.V4 {
 		t.Errorf("default router ID %v, want the node's IPv4 %v", id, l.V4)
