@@ -273,9 +273,13 @@ func (s *session) event(r *api.WatchEventResponse) {
 			st.LocalAddr = netip.Addr{}
 		}
 	})
-	if state == bgp.StateEstablished && s.cfg.DynamicASN == bgp.DynamicASNExternal && ps.GetPeerAsn() == s.cfg.MyASN {
+	opened := state == bgp.StateOpenConfirm || state == bgp.StateEstablished
+	if opened && s.cfg.DynamicASN == bgp.DynamicASNExternal && ps.GetPeerAsn() == s.cfg.MyASN {
 		// GoBGP accepts any AS when it is told none; dynamicASN external means "not ours",
-		// as FRR's remote-as external enforces. Refuse the session, and say why.
+		// as FRR's remote-as external enforces. Refuse the session, and say why — already in
+		// OpenConfirm, where the peer's OPEN is known, so that no route is exchanged (GoBGP
+		// sends its paths as soon as the session is Established, and retries the connection
+		// after a shutdown, so acting on Established let every retry through for a moment).
 		detail := fmt.Sprintf("the peer announced AS %d, our own, but dynamicASN is external", ps.GetPeerAsn())
 		s.mu.Lock()
 		s.refused = detail
