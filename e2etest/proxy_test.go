@@ -506,6 +506,19 @@ spec:
 		}
 	})
 
+	t.Run("IPv6: a node itself reaches the dual-stack ClusterIPs, and is refused where there are no endpoints", func(t *testing.T) {
+		// The output hook: nat output DNATs the node's own connections (masqueraded: the
+		// node's address is outside the pod CIDRs), filter output rejects the empty Service.
+		node := &l.Nodes[1].Host
+		for _, cip := range dual.Spec.ClusterIPs {
+			curlUntil(t, node, httpURL(netip.MustParseAddr(cip), 8080), "the node reaches ClusterIP "+cip, answered)
+		}
+		cip := netip.MustParseAddr(l.service(t, "empty6").Spec.ClusterIP)
+		if err := dialFrom(node, netip.AddrPortFrom(cip, 8080)); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("connect from %s to ClusterIP %s without endpoints: %v, want connection refused", node.Name, cip, err)
+		}
+	})
+
 	t.Run("IPv6: eTP Local keeps the client's address; a node without endpoint drops and its health check says 503", func(t *testing.T) {
 		apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Service
