@@ -46,20 +46,40 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// SetEndpoints writes the IPv4 EndpointSlice "<service>-lab" of the Service ns/name from the
-// backends, as kube-controller-manager's EndpointSlice controller would for pods matching its
-// selector (the test API server runs no controller-manager): one endpoint per backend, ports
-// named like the Service's with its numeric targetPort (the port when unset). Calling it again
-// replaces the endpoints; no backends leaves the Service without endpoints.
+// SetEndpoints writes the EndpointSlices of the Service ns/name from the backends, as
+// kube-controller-manager's EndpointSlice controller would for pods matching its selector (the
+// test API server runs no controller-manager): one slice per IP family of the Service,
+// "<service>-lab" for IPv4 and "<service>-lab6" for IPv6, with one endpoint per backend at the
+// pod's address of that family, ports named like the Service's with its numeric targetPort
+// (the port when unset). Calling it again replaces the endpoints; no backends leaves the
+// Service without endpoints.
 func SetEndpoints(ctx context.Context, cl client.Client, ns, name string, backends []Backend) error {
 	var svc corev1.Service
 	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
 		return fmt.Errorf("read Service %s/%s for its endpoints: %w", ns, name, err)
 	}
+	families := svc.Spec.IPFamilies
+	if len(families) == 0 { // the API server fills it in; an older one may not
+		families = []corev1.IPFamily{corev1.IPv4Protocol}
+	}
+	for _, fam := range families {
+		if err := setSlice(ctx, cl, &svc, fam, backends); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setSlice creates or replaces the Service's EndpointSlice of one IP family.
+func setSlice(ctx context.Context, cl client.Client, svc *corev1.Service, fam corev1.IPFamily, backends []Backend) error {
+	name, addrType := svc.Name+"-lab", discoveryv1.AddressTypeIPv4
+	if fam == corev1.IPv6Protocol {
+		name, addrType = svc.Name+"-lab6", discoveryv1.AddressTypeIPv6
+	}
 	want := discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-lab",
-			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "ironlb-e2e-lab"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
+		ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: name,
+			Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name, discoveryv1.LabelManagedBy: "ironlb-e2e-lab"}},
+		AddressType: addrType,
 		Endpoints:   []discoveryv1.Endpoint{},
 	}
 	for _, p := range svc.Spec.Ports {
@@ -70,8 +90,15 @@ func SetEndpoints(ctx context.Context, cl client.Client, ns, name string, backen
 		want.Ports = append(want.Ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(port), Protocol: ptr.To(p.Protocol)})
 	}
 	for _, b := range backends {
+		addr := b.Pod.IPv4
+		if fam == corev1.IPv6Protocol {
+			addr = b.Pod.IPv6
+		}
+		if !addr.IsValid() {
+			return fmt.Errorf("endpoints of %s/%s: pod %s has no %s address", svc.Namespace, svc.Name, b.Pod.Name, fam)
+		}
 		want.Endpoints = append(want.Endpoints, discoveryv1.Endpoint{
-			Addresses: []string{b.Pod.IPv4.String()},
+			Addresses: []string{addr.String()},
 			NodeName:  ptr.To(b.Node),
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(!b.NotReady), Serving: ptr.To(!b.NotReady),
 				Terminating: ptr.To(false)},
@@ -87,7 +114,7 @@ func SetEndpoints(ctx context.Context, cl client.Client, ns, name string, backen
 		err = cl.Update(ctx, &cur)
 	}
 	if err != nil {
-		return fmt.Errorf("write the EndpointSlice of %s/%s: %w", ns, name, err)
+		return fmt.Errorf("write the %s EndpointSlice of %s/%s: %w", fam, svc.Namespace, svc.Name, err)
 	}
 	return nil
 }

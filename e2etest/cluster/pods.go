@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -19,22 +20,29 @@ func PodName(c *Cluster, pod *lab.Host) string {
 	return strings.TrimPrefix(pod.Name, c.cfg.Prefix+"-")
 }
 
-// RoutePods gives every node a route to every other node's pod subnet through that node, as a
-// CNI's host routes would, so a node can forward a Service's connection to a pod anywhere;
-// and a default route through the lab's router, as real nodes have (without one, a packet to
-// a Service address the proxy does not rewrite fails routing before the proxy's filter rules
-// can reject it). Routes go into the node namespaces only.
+// RoutePods gives every node a route to every other node's pod subnets (IPv4 and IPv6)
+// through that node, as a CNI's host routes would, so a node can forward a Service's
+// connection to a pod anywhere; and default routes through the lab's router, as real nodes
+// have (without one, a packet to a Service address the proxy does not rewrite fails routing
+// before the proxy's filter rules can reject it). Routes go into the node namespaces only.
 func (c *Cluster) RoutePods(ctx context.Context) error {
 	for _, n := range c.Nodes {
-		if _, err := n.Exec(ctx, "ip", "route", "replace", "default", "via", c.Router.IPv4.String()); err != nil {
-			return fmt.Errorf("default route of %s: %w", n.Name, err)
+		for _, gw := range []netip.Addr{c.Router.IPv4, c.Router.IPv6} {
+			if _, err := n.Exec(ctx, "ip", "route", "replace", "default", "via", gw.String()); err != nil {
+				return fmt.Errorf("default route of %s: %w", n.Name, err)
+			}
 		}
 		for _, o := range c.Nodes {
 			if o == n {
 				continue
 			}
-			if _, err := n.Exec(ctx, "ip", "route", "replace", o.PodCIDR.String(), "via", o.IPv4.String()); err != nil {
-				return fmt.Errorf("route %s to %s's pods: %w", n.Name, o.Name, err)
+			for _, r := range []struct {
+				to  netip.Prefix
+				via netip.Addr
+			}{{o.PodCIDR, o.IPv4}, {o.PodCIDRv6, o.IPv6}} {
+				if _, err := n.Exec(ctx, "ip", "route", "replace", r.to.String(), "via", r.via.String()); err != nil {
+					return fmt.Errorf("route %s to %s's pods: %w", n.Name, o.Name, err)
+				}
 			}
 		}
 	}

@@ -25,7 +25,7 @@ const (
 )
 
 // Limits that keep the IP plan valid: node N is 192.168.50.(10+N) and must stay below the VIP
-// range that starts at .50; pod I of a node is 10.244.N.(1+I).
+// range that starts at .50; pod I of a node is 10.244.N.(1+I) and fd00:10:244:N::(1+I).
 const (
 	maxNodes       = 39
 	maxPodsPerNode = 200
@@ -101,8 +101,8 @@ type Lab struct {
 type Host struct {
 	// Name is the network namespace name, as shown by `ip netns list`.
 	Name string
-	// IPv4 and IPv6 are the addresses on Iface; IPv6 is the zero Addr on hosts without one
-	// (pods, and the LAN namespace which has no addresses at all).
+	// IPv4 and IPv6 are the addresses on Iface; both are the zero Addr for the LAN namespace,
+	// which has no addresses at all.
 	IPv4 netip.Addr
 	IPv6 netip.Addr
 	// MAC is the address of Iface, fixed by the IP plan so tests can expect it in neighbour
@@ -123,6 +123,9 @@ type Node struct {
 	LANPort string
 	// PodCIDR is 10.244.Index.0/24; the node holds .1 on each pod-facing veth.
 	PodCIDR netip.Prefix
+	// PodCIDRv6 is fd00:10:244:Index::/64 (Index spelled in decimal digits, as the LAN plan
+	// does); the node holds ::1 on each pod-facing veth.
+	PodCIDRv6 netip.Prefix
 	// Pods are the pod namespaces behind the node, each on its own veth pair ("pod1" on the node).
 	Pods []*Host
 }
@@ -156,15 +159,17 @@ func plan(cfg Config) *Lab {
 	l.Client = l.lanHost(p+"-client", 2)
 	for n := 1; n <= cfg.Nodes; n++ {
 		node := &Node{
-			Host:    *l.lanHost(fmt.Sprintf("%s-node%d", p, n), 10+n),
-			Index:   n,
-			LANPort: fmt.Sprintf("node%d", n),
-			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(n), 0}), 24),
+			Host:      *l.lanHost(fmt.Sprintf("%s-node%d", p, n), 10+n),
+			Index:     n,
+			LANPort:   fmt.Sprintf("node%d", n),
+			PodCIDR:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(n), 0}), 24),
+			PodCIDRv6: netip.MustParsePrefix(fmt.Sprintf("fd00:10:244:%d::/64", n)),
 		}
 		for i := 1; i <= cfg.PodsPerNode; i++ {
 			node.Pods = append(node.Pods, &Host{
 				Name:  fmt.Sprintf("%s-n%d-pod%d", p, n, i),
 				IPv4:  netip.AddrFrom4([4]byte{10, 244, byte(n), byte(1 + i)}),
+				IPv6:  netip.MustParseAddr(fmt.Sprintf("fd00:10:244:%d::%d", n, 1+i)),
 				MAC:   net.HardwareAddr{0x02, 0x00, 10, 244, byte(n), byte(1 + i)},
 				Iface: hostIface,
 				lab:   l,
@@ -226,7 +231,8 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	for _, n := range l.Nodes {
-		if err := n.exec0(ctx, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+		// Forwarding is per namespace: this changes nothing outside the lab.
+		if err := n.exec0(ctx, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"); err != nil {
 			return err
 		}
 		for i, pod := range n.Pods {
@@ -271,12 +277,13 @@ func (l *Lab) attach(ctx context.Context, h *Host, port string) error {
 }
 
 // connectPod links a pod namespace to the node with a veth pair; the node side holds the
-// gateway address .1 of the pod subnet, and the pod routes everything through it.
+// gateway addresses .1 and ::1 of the pod subnets, and the pod routes everything through them.
 func (n *Node) connectPod(ctx context.Context, pod *Host, nodeSide string) error {
-	gw := n.PodCIDR.Addr().Next()
+	gw, gw6 := n.PodCIDR.Addr().Next(), n.PodCIDRv6.Addr().Next()
 	for _, s := range [][]string{
 		{"link", "add", pod.Iface, "address", pod.MAC.String(), "type", "veth", "peer", "name", nodeSide, "netns", n.Name},
 		{"addr", "add", netip.PrefixFrom(pod.IPv4, n.PodCIDR.Bits()).String(), "dev", pod.Iface},
+		{"addr", "add", netip.PrefixFrom(pod.IPv6, n.PodCIDRv6.Bits()).String(), "dev", pod.Iface, "nodad"},
 		{"link", "set", pod.Iface, "up"},
 	} {
 		if err := ipIn(ctx, pod.Name, s...); err != nil {
@@ -285,16 +292,21 @@ func (n *Node) connectPod(ctx context.Context, pod *Host, nodeSide string) error
 	}
 	for _, s := range [][]string{
 		{"addr", "add", netip.PrefixFrom(gw, n.PodCIDR.Bits()).String(), "dev", nodeSide},
+		{"addr", "add", netip.PrefixFrom(gw6, n.PodCIDRv6.Bits()).String(), "dev", nodeSide, "nodad"},
 		{"link", "set", nodeSide, "up"},
-		// Every pod veth carries the pod subnet; the host route picks this pod's veth, or
+		// Every pod veth carries the pod subnets; the host routes pick this pod's veth, or
 		// the node would send to all its pods through the first one.
 		{"route", "add", netip.PrefixFrom(pod.IPv4, 32).String(), "dev", nodeSide},
+		{"-6", "route", "add", netip.PrefixFrom(pod.IPv6, 128).String(), "dev", nodeSide},
 	} {
 		if err := ipIn(ctx, n.Name, s...); err != nil {
 			return err
 		}
 	}
-	return ipIn(ctx, pod.Name, "route", "add", "default", "via", gw.String(), "dev", pod.Iface)
+	if err := ipIn(ctx, pod.Name, "route", "add", "default", "via", gw.String(), "dev", pod.Iface); err != nil {
+		return err
+	}
+	return ipIn(ctx, pod.Name, "-6", "route", "add", "default", "via", gw6.String(), "dev", pod.Iface)
 }
 
 // CutLink sets the node's port on the LAN bridge down, as if its cable were pulled: the node's

@@ -1,7 +1,7 @@
 package lab_test
 
 // IP plan: the one in the package doc (LAN 192.168.50.0/24 and fd00:50::/64, pods
-// 10.244.N.0/24). Each test uses its own prefix "ilbt-..." so it never removes a lab named
+// 10.244.N.0/24 and fd00:10:244:N::/64). Each test uses its own prefix "ilbt-..." so it never removes a lab named
 // "ilb" that a developer runs by hand, and a failing test leaves nothing another test trips on.
 
 import (
@@ -133,21 +133,27 @@ func TestLab(t *testing.T) {
 				t.Fatalf("%s has %d pods, want the default 1", n.Name, len(n.Pods))
 			}
 			pod := n.Pods[0]
-			if err := ping(ctx, &n.Host, pod.IPv4.String()); err != nil {
-				t.Errorf("%s -> %s: %v", n.Name, pod.Name, err)
+			for _, addr := range []string{pod.IPv4.String(), pod.IPv6.String()} {
+				if err := ping(ctx, &n.Host, addr); err != nil {
+					t.Errorf("%s -> %s (%s): %v", n.Name, pod.Name, addr, err)
+				}
 			}
-			// The node's LAN address is not on the pod link: this goes through the default route.
-			if err := ping(ctx, pod, n.IPv4.String()); err != nil {
-				t.Errorf("%s -> %s LAN address: %v", pod.Name, n.Name, err)
+			// The node's LAN addresses are not on the pod link: these go through the default routes.
+			for _, addr := range []string{n.IPv4.String(), n.IPv6.String()} {
+				if err := ping(ctx, pod, addr); err != nil {
+					t.Errorf("%s -> %s LAN address %s: %v", pod.Name, n.Name, addr, err)
+				}
 			}
 		}
 	})
 
-	t.Run("nodes forward IPv4", func(t *testing.T) {
+	t.Run("nodes forward IPv4 and IPv6", func(t *testing.T) {
 		n := l.Nodes[0]
-		out, err := n.Exec(ctx, "sysctl", "-n", "net.ipv4.ip_forward")
-		if err != nil || strings.TrimSpace(out) != "1" {
-			t.Errorf("net.ipv4.ip_forward in %s = %q, %v; want 1", n.Name, out, err)
+		for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			out, err := n.Exec(ctx, "sysctl", "-n", key)
+			if err != nil || strings.TrimSpace(out) != "1" {
+				t.Errorf("%s in %s = %q, %v; want 1", key, n.Name, out, err)
+			}
 		}
 	})
 
