@@ -148,6 +148,10 @@ func TestKernelFullSyncInParts(t *testing.T) {
 			ip := map[knftables.Family]string{knftables.IPv4Family: "ip", knftables.IPv6Family: "ip6"}[fam]
 			stray := fmt.Sprintf("add chain %[1]s ironlb stray\nadd rule %[1]s ironlb stray jump mark-for-masquerade\n"+
 				"add set %[1]s ironlb stray-set { type inet_service ; }\n"+
+				// A map the layout does not have (a renamed one, after an upgrade) whose
+				// element refers to a leftover chain: the chain can go only after the map.
+				"add map %[1]s ironlb stray-map { type inet_service : verdict ; }\n"+
+				"add element %[1]s ironlb stray-map { 1 : goto stray }\n"+
 				"add element %[1]s ironlb service-nodeports { tcp . 31999 : goto stray }\n"+
 				"flush chain %[1]s ironlb services\n"+
 				"add element %[1]s ironlb %[2]s { %[3]s }\n", ip, affinity, client)

@@ -229,18 +229,20 @@ func (t *Table) WriteCleanup(tx *knftables.Transaction, k KernelObjects) {
 		}
 	}
 	slices.Sort(gone)
-	// Flushed first: a leftover chain may jump to another one.
+	// Flushed first: a leftover chain may jump to another one, or use a leftover set. The
+	// chains go last: the kernel refuses to delete a chain while an element of a map (a
+	// leftover one, say a map renamed by an upgrade) still jumps to it.
 	for _, c := range gone {
 		tx.Flush(&knftables.Chain{Name: c})
-	}
-	for _, c := range gone {
-		tx.Delete(&knftables.Chain{Name: c})
 	}
 	for _, s := range sortedMissing(k.Sets, wantSets) {
 		tx.Delete(&knftables.Set{Name: s})
 	}
 	for _, m := range sortedMissing(k.Maps, wantMaps) {
 		tx.Delete(&knftables.Map{Name: m})
+	}
+	for _, c := range gone {
+		tx.Delete(&knftables.Chain{Name: c})
 	}
 }
 
