@@ -172,6 +172,16 @@ func TestKernelFullSyncInParts(t *testing.T) {
 				return err
 			}
 
+			// A pick chain flushed (or given a rule) behind the proxy's back: Services of
+			// three endpoints would go nowhere. nft cannot write a pick chain's rule into
+			// an existing table (see rules.Table.InPlace), so the full sync recreates it.
+			if err := nftRun(fmt.Sprintf("flush chain %[1]s ironlb pick-cluster-3\nadd rule %[1]s ironlb pick-local-1 counter\n", ip)); err != nil {
+				return err
+			}
+			if err := full("over altered pick chains", kernelPorts(1)); err != nil {
+				return err
+			}
+
 			// An older layout: a map of another type under a current name.
 			if err := nftRun(fmt.Sprintf("delete table %[1]s ironlb\nadd table %[1]s ironlb\n"+
 				"add map %[1]s ironlb service-ips { type inet_service : verdict ; }\n", ip)); err != nil {

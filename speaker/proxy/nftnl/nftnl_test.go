@@ -13,8 +13,8 @@ import (
 )
 
 // TestWriter, in a network namespace of its own with a small table made by nft: Objects
-// lists it; Replace refills a set and a verdict map in one batch; a batch with a refused part
-// (a set that does not exist) changes nothing.
+// lists it (chains with their rule counts); Replace refills a set and a verdict map in one
+// batch; a batch with a refused part (a set that does not exist) changes nothing.
 func TestWriter(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace")
@@ -44,6 +44,9 @@ func TestWriter(t *testing.T) {
 	}
 	script := `add table ip demo
 add chain ip demo target
+add rule ip demo target counter
+add rule ip demo target accept
+add chain ip demo empty
 add set ip demo ports { type inet_service ; }
 add map ip demo dispatch { type ipv4_addr : verdict ; }
 add element ip demo ports { 1 }
@@ -65,7 +68,7 @@ add element ip demo ports { 1 }
 	if err := h.Do(func() (err error) { objs, err = w.Objects(); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if !objs.Exists || strings.Join(objs.Chains, ",") != "target" || strings.Join(objs.Sets, ",") != "ports" || strings.Join(objs.Maps, ",") != "dispatch" {
+	if !objs.Exists || strings.Join(objs.Chains, ",") != "target,empty" || objs.Rules["target"] != 2 || objs.Rules["empty"] != 0 || strings.Join(objs.Sets, ",") != "ports" || strings.Join(objs.Maps, ",") != "dispatch" {
 		t.Errorf("Objects = %+v", objs)
 	}
 	missing := &Writer{Family: knftables.IPv4Family, Table: "nothing"}
