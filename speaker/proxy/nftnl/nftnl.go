@@ -150,6 +150,13 @@ func (w *Writer) Replace(sets []rules.SetElements) error {
 		return fmt.Errorf("open netlink for nftables: %w", err)
 	}
 	defer c.Close()
+	// The kernel answers every refused message of the batch, by default with a copy of the
+	// message (up to 64 KiB each): a few dozen fill the receive buffer and the cause is lost
+	// to ENOBUFS. Capped answers carry only the message's header. (Not with extended
+	// acknowledgements: github.com/mdlayher/netlink misreads capped ones.)
+	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return fmt.Errorf("cap netlink acknowledgements for nftables: %w", err)
+	}
 	// A full sync's batch is tens of megabytes, sent in one sendmsg: raise the send buffer
 	// past net.core.wmem_max, as nft does (CAP_NET_ADMIN, which nftables needs anyway).
 	raw, err := c.SyscallConn()

@@ -1,11 +1,13 @@
 package nftnl
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
@@ -14,7 +16,8 @@ import (
 
 // TestWriter, in a network namespace of its own with a small table made by nft: Objects
 // lists it (chains with their rule counts); Replace refills a set and a verdict map in one
-// batch; a batch with a refused part (a set that does not exist) changes nothing.
+// batch; a batch with a refused part (a set that does not exist) changes nothing, and one
+// refused in thousands of messages reports the kernel's cause.
 func TestWriter(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace")
@@ -103,5 +106,16 @@ add element ip demo ports { 1 }
 	}
 	if after := nft("list", "table", "ip", "demo"); after != got {
 		t.Errorf("a refused batch changed the table:\n%s\nwant\n%s", after, got)
+	}
+
+	// Refused in every one of its messages (a set gone, as after an external nft flush
+	// ruleset): the error still names the kernel's cause, not a full receive buffer.
+	var many []rules.Element
+	for i := range 20000 {
+		many = append(many, port(uint16(i)))
+	}
+	err := h.Do(func() error { return w.Replace([]rules.SetElements{{Name: "no-such-set", Elements: many}}) })
+	if !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Replace of 20000 elements into a missing set: %v, want ENOENT", err)
 	}
 }
