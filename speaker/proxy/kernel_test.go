@@ -148,6 +148,10 @@ func TestKernelFullSyncInParts(t *testing.T) {
 			ip := map[knftables.Family]string{knftables.IPv4Family: "ip", knftables.IPv6Family: "ip6"}[fam]
 			stray := fmt.Sprintf("add chain %[1]s ironlb stray\nadd rule %[1]s ironlb stray jump mark-for-masquerade\n"+
 				"add set %[1]s ironlb stray-set { type inet_service ; }\n"+
+				// A map the layout does not have (a renamed one, after an upgrade) whose
+				// element refers to a leftover chain: the chain can go only after the map.
+				"add map %[1]s ironlb stray-map { type inet_service : verdict ; }\n"+
+				"add element %[1]s ironlb stray-map { 1 : goto stray }\n"+
 				"add element %[1]s ironlb service-nodeports { tcp . 31999 : goto stray }\n"+
 				"flush chain %[1]s ironlb services\n"+
 				"add element %[1]s ironlb %[2]s { %[3]s }\n", ip, affinity, client)
@@ -165,6 +169,16 @@ func TestKernelFullSyncInParts(t *testing.T) {
 				return err
 			}
 			if err := check("in place (remembered client removed)", kernelPorts(1)); err != nil {
+				return err
+			}
+
+			// A pick chain flushed (or given a rule) behind the proxy's back: Services of
+			// three endpoints would go nowhere. nft cannot write a pick chain's rule into
+			// an existing table (see rules.Table.InPlace), so the full sync recreates it.
+			if err := nftRun(fmt.Sprintf("flush chain %[1]s ironlb pick-cluster-3\nadd rule %[1]s ironlb pick-local-1 counter\n", ip)); err != nil {
+				return err
+			}
+			if err := full("over altered pick chains", kernelPorts(1)); err != nil {
 				return err
 			}
 

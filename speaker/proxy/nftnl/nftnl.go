@@ -75,6 +75,9 @@ func (w *Writer) Objects() (rules.KernelObjects, error) {
 			k.Chains = append(k.Chains, ch.Name)
 		}
 	}
+	if k.Rules, err = w.ruleCounts(fam); err != nil {
+		return k, err
+	}
 	sets, err := c.GetSets(&nftables.Table{Name: w.Table, Family: fam})
 	if err != nil {
 		return k, fmt.Errorf("list the sets of %s table %s: %w", w.Family, w.Table, err)
@@ -90,6 +93,43 @@ func (w *Writer) Objects() (rules.KernelObjects, error) {
 		}
 	}
 	return k, nil
+}
+
+// ruleCounts counts the rules of each chain of the table, in one dump of the table's rules
+// (google/nftables dumps one chain at a time, and parses every expression).
+func (w *Writer) ruleCounts(fam nftables.TableFamily) (map[string]int, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink for nftables: %w", err)
+	}
+	defer c.Close()
+	req := netlink.Message{
+		Header: netlink.Header{Type: nftMessage(unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
+		Data:   appendAttr([]byte{byte(fam), unix.NFNETLINK_V0, 0, 0}, unix.NFTA_RULE_TABLE, []byte(w.Table+"\x00")),
+	}
+	replies, err := c.Execute(req)
+	if err != nil {
+		return nil, fmt.Errorf("list the rules of %s table %s: %w", w.Family, w.Table, err)
+	}
+	counts := map[string]int{}
+	for _, m := range replies {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("list the rules of %s table %s: %w", w.Family, w.Table, err)
+		}
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_RULE_CHAIN {
+				counts[ad.String()]++
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return nil, fmt.Errorf("list the rules of %s table %s: %w", w.Family, w.Table, err)
+		}
+	}
+	return counts, nil
 }
 
 // Replace replaces the elements of each set or map in one netlink batch: the kernel applies
@@ -110,6 +150,13 @@ func (w *Writer) Replace(sets []rules.SetElements) error {
 		return fmt.Errorf("open netlink for nftables: %w", err)
 	}
 	defer c.Close()
+	// The kernel answers every refused message of the batch, by default with a copy of the
+	// message (up to 64 KiB each): a few dozen fill the receive buffer and the cause is lost
+	// to ENOBUFS. Capped answers carry only the message's header. (Not with extended
+	// acknowledgements: github.com/mdlayher/netlink misreads capped ones.)
+	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return fmt.Errorf("cap netlink acknowledgements for nftables: %w", err)
+	}
 	// A full sync's batch is tens of megabytes, sent in one sendmsg: raise the send buffer
 	// past net.core.wmem_max, as nft does (CAP_NET_ADMIN, which nftables needs anyway).
 	raw, err := c.SyscallConn()

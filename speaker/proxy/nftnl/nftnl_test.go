@@ -1,11 +1,13 @@
 package nftnl
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
@@ -13,8 +15,9 @@ import (
 )
 
 // TestWriter, in a network namespace of its own with a small table made by nft: Objects
-// lists it; Replace refills a set and a verdict map in one batch; a batch with a refused part
-// (a set that does not exist) changes nothing.
+// lists it (chains with their rule counts); Replace refills a set and a verdict map in one
+// batch; a batch with a refused part (a set that does not exist) changes nothing, and one
+// refused in thousands of messages reports the kernel's cause.
 func TestWriter(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace")
@@ -44,6 +47,9 @@ func TestWriter(t *testing.T) {
 	}
 	script := `add table ip demo
 add chain ip demo target
+add rule ip demo target counter
+add rule ip demo target accept
+add chain ip demo empty
 add set ip demo ports { type inet_service ; }
 add map ip demo dispatch { type ipv4_addr : verdict ; }
 add element ip demo ports { 1 }
@@ -65,7 +71,7 @@ add element ip demo ports { 1 }
 	if err := h.Do(func() (err error) { objs, err = w.Objects(); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if !objs.Exists || strings.Join(objs.Chains, ",") != "target" || strings.Join(objs.Sets, ",") != "ports" || strings.Join(objs.Maps, ",") != "dispatch" {
+	if !objs.Exists || strings.Join(objs.Chains, ",") != "target,empty" || objs.Rules["target"] != 2 || objs.Rules["empty"] != 0 || strings.Join(objs.Sets, ",") != "ports" || strings.Join(objs.Maps, ",") != "dispatch" {
 		t.Errorf("Objects = %+v", objs)
 	}
 	missing := &Writer{Family: knftables.IPv4Family, Table: "nothing"}
@@ -100,5 +106,16 @@ add element ip demo ports { 1 }
 	}
 	if after := nft("list", "table", "ip", "demo"); after != got {
 		t.Errorf("a refused batch changed the table:\n%s\nwant\n%s", after, got)
+	}
+
+	// Refused in every one of its messages (a set gone, as after an external nft flush
+	// ruleset): the error still names the kernel's cause, not a full receive buffer.
+	var many []rules.Element
+	for i := range 20000 {
+		many = append(many, port(uint16(i)))
+	}
+	err := h.Do(func() error { return w.Replace([]rules.SetElements{{Name: "no-such-set", Elements: many}}) })
+	if !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Replace of 20000 elements into a missing set: %v, want ENOENT", err)
 	}
 }

@@ -37,26 +37,36 @@ type Table struct {
 }
 
 // KernelObjects is what the kernel's table holds, as listed before a full
-// sync: whether it exists, and the names of its chains and of its sets and
-// maps.
+// sync: whether it exists, the names of its chains and of its sets and
+// maps, and how many rules each chain has.
 type KernelObjects struct {
 	Exists bool
 	Chains []string
 	Sets   []string
 	Maps   []string
+	// Rules counts the rules of each chain (missing: none).
+	Rules map[string]int
 }
 
 // InPlace reports whether WriteStructure can update the kernel's table k in
-// place. It cannot when the table is missing, or when a pick chain is
-// missing while the endpoint map it reads exists: nft 1.0.6 refuses new
+// place. It cannot when the table is missing, when a pick chain is missing
+// while the endpoint map it reads exists, or when a pick chain has lost its
+// rule or gained others (a flush or a hand edit): nft 1.0.6 refuses new
 // rules using such a map (see fixedSetsAndMaps), so the map must be created
-// anew with them.
+// anew with them. Pick chains are otherwise never rewritten: a pick chain
+// whose one rule was replaced by another is not noticed.
 func (t *Table) InPlace(k KernelObjects) bool {
 	if !k.Exists {
 		return false
 	}
 	for _, c := range pickChains(t.f) {
-		if !slices.Contains(k.Chains, c.name) && slices.Contains(k.Maps, c.reads) {
+		if !slices.Contains(k.Chains, c.name) {
+			if slices.Contains(k.Maps, c.reads) {
+				return false
+			}
+			continue
+		}
+		if k.Rules[c.name] != len(c.rules) {
 			return false
 		}
 	}
@@ -229,18 +239,20 @@ func (t *Table) WriteCleanup(tx *knftables.Transaction, k KernelObjects) {
 		}
 	}
 	slices.Sort(gone)
-	// Flushed first: a leftover chain may jump to another one.
+	// Flushed first: a leftover chain may jump to another one, or use a leftover set. The
+	// chains go last: the kernel refuses to delete a chain while an element of a map (a
+	// leftover one, say a map renamed by an upgrade) still jumps to it.
 	for _, c := range gone {
 		tx.Flush(&knftables.Chain{Name: c})
-	}
-	for _, c := range gone {
-		tx.Delete(&knftables.Chain{Name: c})
 	}
 	for _, s := range sortedMissing(k.Sets, wantSets) {
 		tx.Delete(&knftables.Set{Name: s})
 	}
 	for _, m := range sortedMissing(k.Maps, wantMaps) {
 		tx.Delete(&knftables.Map{Name: m})
+	}
+	for _, c := range gone {
+		tx.Delete(&knftables.Chain{Name: c})
 	}
 }
 
