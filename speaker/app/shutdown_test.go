@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
@@ -71,7 +72,7 @@ func (f *stopResponder) state() (owned []netip.Addr, droppedRunning bool, announ
 
 // runStopping starts a speaker owning the VIP on eth0 and returns it with its responder, the
 // cancel that stands for SIGTERM and Run's result.
-func runStopping(t *testing.T, ns, node string, r *stopResponder, timeout time.Duration) (context.CancelFunc, <-chan error) {
+func runStopping(t *testing.T, ns, node string, r *stopResponder, timeout time.Duration, log logr.Logger) (context.CancelFunc, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -85,6 +86,7 @@ func runStopping(t *testing.T, ns, node string, r *stopResponder, timeout time.D
 				return r, nil
 			},
 			ShutdownTimeout: timeout,
+			Log:             log,
 		}, env.Config)
 	}()
 	t.Cleanup(cancel)
@@ -105,7 +107,7 @@ func TestStopSilencesFirst(t *testing.T) {
 	}
 	a, _ := setup(t, ns, corev1.ServiceExternalTrafficPolicyCluster)
 	r := &stopResponder{}
-	stop, done := runStopping(t, ns, a, r, 10*time.Second)
+	stop, done := runStopping(t, ns, a, r, 10*time.Second, logr.Discard())
 	stop()
 	select {
 	case err := <-done:
@@ -133,7 +135,7 @@ func TestStopHangNamed(t *testing.T) {
 	}
 	a, _ := setup(t, ns, corev1.ServiceExternalTrafficPolicyCluster)
 	r := &stopResponder{hang: true}
-	stop, done := runStopping(t, ns, a, r, time.Second)
+	stop, done := runStopping(t, ns, a, r, time.Second, logr.Discard())
 	stop()
 	select {
 	case err := <-done:
@@ -145,5 +147,59 @@ func TestStopHangNamed(t *testing.T) {
 	}
 	if owned, dropped, _ := r.state(); len(owned) != 0 || !dropped {
 		t.Errorf("hung responder owns %v (dropped while running: %v); want it silenced first", owned, dropped)
+	}
+}
+
+// blockingSink is a log sink whose writes block while blocked is set, as a speaker's writes to
+// a stderr pipe that nobody drains do.
+type blockingSink struct {
+	mu      sync.Mutex
+	blocked bool
+	release chan struct{}
+}
+
+func (b *blockingSink) wait() {
+	b.mu.Lock()
+	blocked, release := b.blocked, b.release
+	b.mu.Unlock()
+	if blocked {
+		<-release
+	}
+}
+
+func (b *blockingSink) Init(logr.RuntimeInfo)          {}
+func (b *blockingSink) Enabled(int) bool               { return true }
+func (b *blockingSink) Info(int, string, ...any)       { b.wait() }
+func (b *blockingSink) Error(error, string, ...any)    { b.wait() }
+func (b *blockingSink) WithValues(...any) logr.LogSink { return b }
+func (b *blockingSink) WithName(string) logr.LogSink   { return b }
+
+// TestStopSilencesWhileLoggingBlocks: answering stops at SIGTERM even when every log write
+// blocks (stderr a full pipe): the silence comes before the first log line of the stop.
+func TestStopSilencesWhileLoggingBlocks(t *testing.T) {
+	ns, err := env.Namespace(context.Background(), "stoplog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := setup(t, ns, corev1.ServiceExternalTrafficPolicyCluster)
+	r := &stopResponder{}
+	sink := &blockingSink{release: make(chan struct{})}
+	stop, done := runStopping(t, ns, a, r, 10*time.Second, logr.New(sink))
+	sink.mu.Lock()
+	sink.blocked = true
+	sink.mu.Unlock()
+	stop()
+	testenv.Eventually(t, 10*time.Second, "the VIP dropped while logs block", func() (bool, string) {
+		owned, _, _ := r.state()
+		return len(owned) == 0, fmt.Sprintf("still answering for %v", owned)
+	})
+	close(sink.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after the stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of the logs unblocking")
 	}
 }
