@@ -132,15 +132,18 @@ func startBGPLab(t *testing.T) *bgpLab {
 				out, _ := l.frr.Vtysh(context.Background(), "show bgp summary", "show bgp ipv4 unicast", "show bgp ipv6 unicast", "show bfd peers")
 				t.Logf("router:\n%s", out)
 			}
-			t.Logf("speaker and router output:\n%s", logs.String())
 		}
 		if l.frr != nil {
 			if err := l.frr.Close(); err != nil {
 				t.Errorf("stop FRR: %v", err)
 			}
 		}
+		// After Close, which reaps the processes: their output is then complete.
 		if err := c.Close(); err != nil {
 			t.Errorf("close the lab: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("speaker and router output:\n%s", logs.String())
 		}
 	})
 	t.Cleanup(func() { cleanBGPConfig(t) })

@@ -115,11 +115,13 @@ func startL2Lab(t *testing.T, prefix string) *l2Lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("speaker output:\n%s", logs.String())
-		}
+		// Close first: it kills and reaps the speakers, and reaping waits until what they
+		// wrote has been copied out of their pipes, so the report misses no line.
 		if err := c.Close(); err != nil {
 			t.Errorf("close the lab: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("speaker output:\n%s", logs.String())
 		}
 	})
 	// Tests share the API server: remove what this one configured, so the next starts clean.
@@ -232,6 +234,14 @@ func endpointsOn(t *testing.T, ns, name string, nodes ...string) {
 	if err := env.Client.Create(ctx, eps); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sinceOrNone is t-since rounded, or "none" for a zero t.
+func sinceOrNone(t, since time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.Sub(since).Round(time.Millisecond).String()
 }
 
 func median(d []time.Duration) time.Duration {
@@ -401,9 +411,39 @@ spec:
 
 	t.Run("stopping the owner's speaker moves the VIP", func(t *testing.T) {
 		owner := l.soleAnswerer(t, ip, 30*time.Second)
+		w, err := cluster.WatchARP(l.Client, netip.MustParseAddr(ip), 20*time.Millisecond)
+		if err != nil {
+			t.Fatalf("watch ARP from the client: %v", err)
+		}
+		defer w.Close()
+		ownerMAC := strings.ToLower(l.Node(owner).MAC.String())
+		term := time.Now()
+		// StopSpeaker returns once the process has exited, and fails naming a speaker that
+		// does not: a stopping speaker that hangs keeps answering for VIPs others took over.
 		if err := l.StopSpeaker(owner, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		exited := time.Now()
+		// The owner silences its responders before anything else, so its answers stop well
+		// before it exits; none may come after. (The watch timestamps a packet when it reads
+		// it: a second allows for a loaded test process reading late.)
+		if late, _, ok := w.First(exited.Add(time.Second), false, ownerMAC, ""); ok {
+			t.Errorf("%s answered ARP %v after SIGTERM, after its process had exited", owner, late.Sub(term).Round(time.Millisecond))
+		}
+		testenv.Eventually(t, 10*time.Second, "another node answers the watch", func() (bool, string) {
+			_, _, ok := w.First(term, false, "", ownerMAC)
+			return ok, "no answer from another node since the SIGTERM"
+		})
+		first, firstMAC, _ := w.First(term, false, "", ownerMAC)
+		both := 0
+		for _, macs := range w.Answers(term, first) {
+			if len(macs) > 1 {
+				both++
+			}
+		}
+		t.Logf("SIGTERM to %s: its last ARP answer after %v, exit after %v; first answer from %s after %v; %d requests answered by two MACs",
+			owner, sinceOrNone(w.Last(term, false, ownerMAC), term), exited.Sub(term).Round(time.Millisecond),
+			l.NodeByMAC(firstMAC), first.Sub(term).Round(time.Millisecond), both)
 		var next string
 		testenv.Eventually(t, 10*time.Second, "another node answers", func() (bool, string) {
 			got := l.Arping(ip, 2)

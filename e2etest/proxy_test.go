@@ -70,7 +70,6 @@ func startProxyLab(t *testing.T) *proxyLab {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("speaker output:\n%s", logs.String())
 			for _, n := range c.Nodes {
 				for _, fam := range []string{"ip", "ip6"} {
 					out, _ := n.Exec(ctx, "nft", "list", "table", fam, "ironlb")
@@ -80,6 +79,10 @@ func startProxyLab(t *testing.T) *proxyLab {
 		}
 		if err := c.Close(); err != nil {
 			t.Errorf("close the lab: %v", err)
+		}
+		// After Close, which reaps the speakers: their output is then complete.
+		if t.Failed() {
+			t.Logf("speaker output:\n%s", logs.String())
 		}
 	})
 	t.Cleanup(func() { cleanConfig(t) })

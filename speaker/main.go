@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -43,6 +44,7 @@ func main() {
 	cidrs := flag.String("cluster-cidr", "", "comma-separated pod networks (with --proxy): sources inside are in-cluster")
 	flag.DurationVar(&cfg.ProxyFullSyncPeriod, "proxy-full-sync-period", time.Hour, "with --proxy: how often the whole nftables table is rewritten even without a failure")
 	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
+	flag.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "on SIGTERM, how long the speaker may take to stop (it stops answering ARP/NDP and leaves memberlist at once); past it, it exits non-zero naming what hung. Keep it below the pod's terminationGracePeriodSeconds")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -78,7 +80,26 @@ func run(cfg app.Config, bind string) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	return app.Run(ctrl.SetupSignalHandler(), cfg, rc)
+	ctx := ctrl.SetupSignalHandler()
+	context.AfterFunc(ctx, func() { exitAfter(cfg.ShutdownTimeout + exitMargin) })
+	return app.Run(ctx, cfg, rc)
+}
+
+// exitMargin is how long past its shutdown timeout a stopping speaker is given before
+// exitAfter ends it.
+const exitMargin = 5 * time.Second
+
+// exitAfter ends the process d from now. app.Run returns an error naming what hangs when its
+// stop overruns; this is the last resort should Run itself not return (a log write blocked on
+// a full stderr pipe, say), so a SIGTERM always ends the speaker well before Kubernetes'
+// SIGKILL and the restart is not delayed.
+func exitAfter(d time.Duration) {
+	time.AfterFunc(d, func() {
+		// The message may block like the logs did: it gets a moment, not a veto.
+		go fmt.Fprintf(os.Stderr, "speaker: still stopping %v after SIGTERM; exiting\n", d)
+		time.Sleep(100 * time.Millisecond)
+		os.Exit(1)
+	})
 }
 
 func envOr(key, def string) string {

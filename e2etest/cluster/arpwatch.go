@@ -149,6 +149,20 @@ func (w *ARPWatch) First(since time.Time, gratuitous bool, mac, notMAC string) (
 	return time.Time{}, "", false
 }
 
+// Last returns the time of the last event after since from mac of the kind asked for, or the
+// zero time if there is none.
+func (w *ARPWatch) Last(since time.Time, gratuitous bool, mac string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var last time.Time
+	for _, e := range w.events {
+		if !e.at.Before(since) && e.gratuitous == gratuitous && e.mac == mac {
+			last = e.at
+		}
+	}
+	return last
+}
+
 // Answers groups the answers to the requests sent in [from, to): for each request, the set
 // of MACs that answered it (an answer belongs to the last request sent before it).
 func (w *ARPWatch) Answers(from, to time.Time) []map[string]bool {

@@ -205,6 +205,8 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "0",
 		"--zap-log-level", "info",
+		// Milliseconds matter when a failure is read from the logs (the default is seconds).
+		"--zap-time-encoding", "rfc3339nano",
 	}
 	cmd, err := n.Start(context.Background(), append(args, c.cfg.SpeakerArgs...)...)
 	if err != nil {
@@ -216,8 +218,14 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 	return nil
 }
 
-// StopSpeaker signals the speaker of the named node: SIGTERM as Kubernetes stops a pod (it
-// leaves memberlist), SIGKILL as a crash.
+// StopTimeout bounds how long StopSpeaker waits for the process to exit: above the speaker's
+// own --shutdown-timeout (20s), which it must keep.
+const StopTimeout = 30 * time.Second
+
+// StopSpeaker signals the speaker of the named node — SIGTERM as Kubernetes stops a pod (it
+// stops answering and leaves memberlist), SIGKILL as a crash — and waits until the process has
+// exited. A speaker still running after StopTimeout is sent SIGQUIT, so its goroutine dump in
+// the output shows where it hangs, and StopSpeaker returns an error saying so.
 func (c *Cluster) StopSpeaker(name string, sig syscall.Signal) error {
 	c.mu.Lock()
 	cmd := c.procs[name]
@@ -228,6 +236,20 @@ func (c *Cluster) StopSpeaker(name string, sig syscall.Signal) error {
 	}
 	if err := cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("stop speaker %s: %w", name, err)
+	}
+	// Not cmd.Wait: the lab reaps its processes (Lab.Close). An exited, unreaped process is a
+	// zombie, which running reports as gone.
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(StopTimeout)
+	for running(pid) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
+			for end := time.Now().Add(5 * time.Second); running(pid) && time.Now().Before(end); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			return fmt.Errorf("speaker %s still running %v after %v; sent SIGQUIT, see its goroutine dump in the speaker output", name, StopTimeout, sig)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }

@@ -118,6 +118,10 @@ type Config struct {
 	NewResponder func(ifaces.Link) (l2announce.Responder, error)
 	// InProcessInstances lets several speakers run in one process (tests).
 	InProcessInstances bool
+	// ShutdownTimeout bounds the stop once ctx ends: answering stops and memberlist is left
+	// at once, the rest gets this long, and Run returns an error naming what still runs.
+	// Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
 
 // The speaker reads Services, EndpointSlices and Nodes everywhere, its configuration and
@@ -146,12 +150,14 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		return err
 	}
 	inNS := map[string]cache.Config{cfg.Namespace: {}}
+	timeout := cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
-		Scheme:                 s,
-		Logger:                 base,
-		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
-		HealthProbeBindAddress: cfg.ProbeAddr,
-		Controller:             ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
+		GracefulShutdownTimeout: &timeout,
+		Scheme:                  s,
+		Logger:                  base,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:  cfg.ProbeAddr,
+		Controller:              ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:            {Namespaces: inNS},
 			&v1beta1.IPAddressPool{}:    {Namespaces: inNS},
@@ -171,6 +177,8 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if reg == nil {
 		reg = metrics.Registry
 	}
+	ps := newParts(log)
+	stop := &stopper{mgr: mgr, parts: ps, silencer: &silencer{}, timeout: timeout, log: log}
 
 	members := cfg.Members
 	if members == nil {
@@ -178,8 +186,18 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.Add(manager.RunnableFunc(m.Start)); err != nil {
-			return fmt.Errorf("add memberlist: %w", err)
+		// Memberlist stops (leaving gracefully) when the manager stops it or, earlier, when the
+		// stopper leaves: see stopper.
+		leaveCtx, leave := context.WithCancel(context.Background())
+		defer leave()
+		stop.leave = leave
+		if err := ps.add(mgr, memberlistPart, manager.RunnableFunc(func(ctx context.Context) error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(leaveCtx, cancel)()
+			return m.Start(ctx)
+		})); err != nil {
+			return err
 		}
 		members = m
 	}
@@ -214,6 +232,14 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 			return l2.NewResponder(ifi, opts...), nil
 		}
 	}
+	// Every responder can be silenced at once when the speaker stops (see stopper).
+	silenceable := func(l ifaces.Link) (l2announce.Responder, error) {
+		r, err := newResponder(l)
+		if err != nil {
+			return nil, err
+		}
+		return stop.silencer.wrap(r), nil
+	}
 	ann := &l2announce.Announcer{
 		Client:           mgr.GetClient(),
 		Informers:        mgr.GetCache(),
@@ -224,23 +250,23 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		Links:            links,
 		WatchLinks:       watchLinks,
 		ExcludedPrefixes: cfg.ExcludedInterfaces,
-		NewResponder:     newResponder,
+		NewResponder:     silenceable,
 		Events:           mgr.GetEventRecorder("ironlb-speaker"),
 		Metrics:          am,
 		Log:              log.WithName("l2"),
 		StartupGrace:     cfg.StartupGrace,
 	}
-	if err := mgr.Add(ann); err != nil {
-		return fmt.Errorf("add announcer: %w", err)
+	if err := ps.add(mgr, "l2", ann); err != nil {
+		return err
 	}
 	if !cfg.DisableBGP {
-		if err := addBGP(mgr, cfg, members, reg, log); err != nil {
+		if err := addBGP(mgr, ps, cfg, members, reg, log); err != nil {
 			return err
 		}
-	} else if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	} else if err := ps.add(mgr, "bgp-status-cleanup", manager.RunnableFunc(func(ctx context.Context) error {
 		return bgpannounce.DeleteNodeStatuses(ctx, mgr.GetAPIReader(), mgr.GetClient(), cfg.Namespace, cfg.NodeName, log.WithName("bgp"))
 	})); err != nil {
-		return fmt.Errorf("add BGP status cleanup: %w", err)
+		return err
 	}
 	switch cfg.Proxy {
 	case "":
@@ -252,10 +278,10 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.Add(&proxy.Proxier{Reader: mgr.GetClient(), Informers: mgr.GetCache(), Node: cfg.NodeName,
+		if err := ps.add(mgr, "proxy", &proxy.Proxier{Reader: mgr.GetClient(), Informers: mgr.GetCache(), Node: cfg.NodeName,
 			ClusterCIDRs: cfg.ClusterCIDRs, WatchAddrs: watchLinks, FullSyncPeriod: cfg.ProxyFullSyncPeriod,
 			Metrics: pm, Log: log.WithName("proxy")}); err != nil {
-			return fmt.Errorf("add proxy: %w", err)
+			return err
 		}
 	default:
 		return fmt.Errorf("--proxy=%q: the only proxy is nftables (or leave it empty to keep kube-proxy)", cfg.Proxy)
@@ -267,12 +293,12 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		return err
 	}
 	log.Info("Starting speaker", "namespace", cfg.Namespace, "lbClass", cfg.LBClass, "bgp", !cfg.DisableBGP)
-	return mgr.Start(ctx)
+	return stop.run(ctx)
 }
 
 // addBGP adds BGP mode: the announcer with GoBGP (or cfg.BGPRouter). It opens sessions only to
 // BGPPeers that select this node, so it costs nothing where BGP is not configured.
-func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg prometheus.Registerer, log logr.Logger) error {
+func addBGP(mgr manager.Manager, ps *parts, cfg Config, members bgpannounce.Members, reg prometheus.Registerer, log logr.Logger) error {
 	sm, err := bgp.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -293,8 +319,8 @@ func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg pr
 			},
 			Log: log.WithName("bfd"),
 		}
-		if err := mgr.Add(od); err != nil {
-			return fmt.Errorf("add BFD: %w", err)
+		if err := ps.add(mgr, "bfd", od); err != nil {
+			return err
 		}
 		bfdRunner = od
 	}
@@ -313,10 +339,7 @@ func addBGP(mgr manager.Manager, cfg Config, members bgpannounce.Members, reg pr
 		SessionMetrics: sm,
 		Log:            log.WithName("bgp"),
 	}
-	if err := mgr.Add(ann); err != nil {
-		return fmt.Errorf("add BGP announcer: %w", err)
-	}
-	return nil
+	return ps.add(mgr, "bgp", ann)
 }
 
 // newMembership sets up memberlist from cfg: the key from KeyFile, seeds from Peers or the
