@@ -1,0 +1,186 @@
+package e2etest
+
+// Partitions that heal, with three VIPs so that every node is the home of one: after the cut
+// node's link returns, each VIP must be answered by one MAC within seconds, no node other than
+// the VIP's owner before the heal and its owner after ever answers or announces it, and each
+// Service's ServiceL2Status names the owner.
+//
+// IP plan: seed 000's pool 192.168.50.50-52 on the lab LAN; Services heal-a, heal-b, heal-c.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ironlb/ironlb/controller/app/apptest"
+	"github.com/ironlb/ironlb/e2etest/cluster"
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+// healRuns is how many partitions TestL2Heal makes for each way of cutting: IRONLB_HEAL_RUNS,
+// default 1.
+func healRuns() int {
+	n := 1
+	if v := os.Getenv("IRONLB_HEAL_RUNS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n < 1 {
+			n = 1
+		}
+	}
+	return n
+}
+
+// healWindow is how long after each heal TestL2Heal watches: IRONLB_HEAL_WINDOW, default 10s.
+func healWindow() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("IRONLB_HEAL_WINDOW")); err == nil && d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+type healVIP struct {
+	svc   string
+	ip    string
+	home  string // node name
+	watch *cluster.ARPWatch
+}
+
+func TestL2Heal(t *testing.T) {
+	l := startL2Lab(t, "ilbheal")
+	ctx := context.Background()
+	if err := env.EnsureNamespace(ctx, configNS); err != nil {
+		t.Fatal(err)
+	}
+	createNodes(t, l)
+	apptest.Start(t, env.Config, configNS)
+	apply(t, seedFile(t, "000-first-pool.yaml"))
+	apply(t, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\n")
+	ns, err := env.Namespace(ctx, "heal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vips []*healVIP
+	for _, name := range []string{"heal-a", "heal-b", "heal-c"} {
+		apply(t, fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n", name, ns))
+		endpointsOn(t, ns, name, "node1", "node2", "node3")
+		vips = append(vips, &healVIP{svc: name, ip: waitIPs(t, ns, name, 1)[0]})
+	}
+	homes := map[string]bool{}
+	for _, v := range vips {
+		v.home = l.soleAnswerer(t, v.ip, 30*time.Second)
+		homes[v.home] = true
+		w, err := cluster.WatchARP(l.Client, netip.MustParseAddr(v.ip), 20*time.Millisecond)
+		if err != nil {
+			t.Fatalf("watch ARP from the client: %v", err)
+		}
+		t.Cleanup(w.Close)
+		v.watch = w
+	}
+	if len(homes) != 3 {
+		t.Fatalf("homes %v: want every node home of one VIP", homes)
+	}
+
+	for _, apiToo := range []bool{false, true} {
+		name := "link cut, API kept"
+		if apiToo {
+			name = "link and API cut"
+		}
+		t.Run(name, func(t *testing.T) {
+			for run := range healRuns() {
+				healOnce(t, l, ns, vips, vips[run%len(vips)].home, apiToo)
+			}
+		})
+	}
+}
+
+func healOnce(t *testing.T, l *l2Lab, ns string, vips []*healVIP, cutName string, apiToo bool) {
+	t.Helper()
+	n := l.Node(cutName)
+	cutMAC := strings.ToLower(n.MAC.String())
+	for _, v := range vips {
+		l.soleAnswerer(t, v.ip, 30*time.Second)
+	}
+	if err := l.CutLink(n); err != nil {
+		t.Fatal(err)
+	}
+	if apiToo {
+		l.NodeAPIDown(n)
+	}
+	cut := time.Now()
+	var moved *healVIP
+	for _, v := range vips {
+		if v.home == cutName {
+			moved = v
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the VIP moves", func() (bool, string) {
+		_, _, ok := moved.watch.First(cut, false, "", cutMAC)
+		return ok, "no other node answered yet"
+	})
+	// Let the statuses settle on the cut side too.
+	time.Sleep(3 * time.Second)
+	pre := map[string]string{}
+	for _, v := range vips {
+		ans := v.watch.Answers(time.Now().Add(-time.Second), time.Now())
+		for _, a := range ans {
+			for mac := range a {
+				pre[v.svc] = l.NodeByMAC(mac)
+			}
+		}
+		node, _ := statusNode(t, ns, v.svc)
+		t.Logf("before the heal: %s (%s, home %s) answered by %s, status %q", v.svc, v.ip, v.home, pre[v.svc], node)
+	}
+	if err := l.RestoreLink(n); err != nil {
+		t.Fatal(err)
+	}
+	if apiToo {
+		if err := l.NodeAPIUp(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	healed := time.Now()
+	// Poll the statuses through the window.
+	type sample struct {
+		at   time.Duration
+		node string
+	}
+	statuses := map[string][]sample{}
+	for time.Since(healed) < healWindow() {
+		for _, v := range vips {
+			node, _ := statusNode(t, ns, v.svc)
+			s := statuses[v.svc]
+			if len(s) == 0 || s[len(s)-1].node != node {
+				statuses[v.svc] = append(s, sample{time.Since(healed).Round(time.Millisecond), node})
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	end := healed.Add(healWindow())
+	for _, v := range vips {
+		homeMAC := strings.ToLower(l.Node(v.home).MAC.String())
+		st := readHeal(v.watch, healed, end, homeMAC)
+		var seen []string
+		for _, a := range v.watch.Answers(healed, end) {
+			for mac := range a {
+				if nm := l.NodeByMAC(mac); !slices.Contains(seen, nm) {
+					seen = append(seen, nm)
+				}
+			}
+		}
+		var garps []string
+		since := healed
+		for {
+			at, mac, ok := v.watch.First(since, true, "", "")
+			if !ok || at.After(end) {
+				break
+			}
+			garps = append(garps, fmt.Sprintf("%s@%v", l.NodeByMAC(mac), at.Sub(healed).Round(time.Millisecond)))
+			since = at.Add(time.Microsecond)
+		}
+		t.Logf("%s (home %s, before %s): %s; answered by %v; announced %v; status %v", v.svc, v.home, pre[v.svc], st, seen, garps, statuses[v.svc])
+	}
+}
