@@ -84,6 +84,8 @@ type Config struct {
 	// Registry receives the metrics. Default controller-runtime's registry, which the metrics
 	// server serves.
 	Registry prometheus.Registerer
+	// Log receives the speaker's logs. Default ctrl.Log, which main sets up.
+	Log logr.Logger
 
 	// DisableBGP turns BGP mode off: BGPPeers selecting this node are ignored. Default false
 	// (flag --bgp=true): BGP runs, and opens sessions only to the BGPPeers that select the node.
@@ -132,7 +134,11 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	if cfg.NodeName == "" {
 		return fmt.Errorf("node name is required: set --node-name or NODE_NAME")
 	}
-	log := ctrl.Log.WithName("speaker").WithValues("node", cfg.NodeName)
+	base := cfg.Log
+	if base.GetSink() == nil {
+		base = ctrl.Log
+	}
+	log := base.WithName("speaker").WithValues("node", cfg.NodeName)
 	rc = rest.CopyConfig(rc)
 	rc.QPS, rc.Burst = cmp.Or(cfg.QPS, 20), cmp.Or(cfg.Burst, 50)
 	s, err := scheme.New()
@@ -142,6 +148,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 	inNS := map[string]cache.Config{cfg.Namespace: {}}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 s,
+		Logger:                 base,
 		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress: cfg.ProbeAddr,
 		Controller:             ctrlconfig.Controller{SkipNameValidation: &cfg.InProcessInstances},
@@ -230,6 +237,10 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		if err := addBGP(mgr, cfg, members, reg, log); err != nil {
 			return err
 		}
+	} else if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return bgpannounce.DeleteNodeStatuses(ctx, mgr.GetAPIReader(), mgr.GetClient(), cfg.Namespace, cfg.NodeName, log.WithName("bgp"))
+	})); err != nil {
+		return fmt.Errorf("add BGP status cleanup: %w", err)
 	}
 	switch cfg.Proxy {
 	case "":

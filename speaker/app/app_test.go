@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,6 +42,9 @@ type fakeMembers struct {
 	mu      sync.Mutex
 	live    []string
 	changes chan struct{}
+	// reads counts Members calls since the last set: the layer 2 announcer reads the view
+	// once per sync, so a read after set means a sync has taken the new view into account.
+	reads int
 }
 
 func newMembers(live ...string) *fakeMembers {
@@ -50,7 +54,15 @@ func newMembers(live ...string) *fakeMembers {
 func (f *fakeMembers) Members() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return slices.Clone(f.live)
+}
+
+// read reports whether Members was called since the last set.
+func (f *fakeMembers) read() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads > 0
 }
 
 func (f *fakeMembers) Changes() <-chan struct{} { return f.changes }
@@ -58,6 +70,7 @@ func (f *fakeMembers) Changes() <-chan struct{} { return f.changes }
 func (f *fakeMembers) set(live ...string) {
 	f.mu.Lock()
 	f.live = live
+	f.reads = 0
 	f.mu.Unlock()
 	select {
 	case f.changes <- struct{}{}:
@@ -129,7 +142,14 @@ func startSpeaker(t *testing.T, ns, node string, members *fakeMembers) *speaker 
 			NodeName: node, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0",
 			Registry: sp.metrics, InProcessInstances: true,
 			Members: members,
-			Links:   fakeLinks{{Name: "eth0", Index: 2, Up: true}, {Name: "docker0", Index: 3, Up: true}},
+			// The layer 2 announcer is the only reader of members then (fakeMembers.read
+			// means a layer 2 sync saw the view); BGP has its own tests (bgp_test.go).
+			DisableBGP: true,
+			// The fake memberlist starts complete, so the grace would only matter in the
+			// partition below: a speaker alone within its grace does not sync, and would not
+			// see the partition that the test waits for it to see.
+			StartupGrace: time.Millisecond,
+			Links:        fakeLinks{{Name: "eth0", Index: 2, Up: true}, {Name: "docker0", Index: 3, Up: true}},
 			NewResponder: func(l ifaces.Link) (l2announce.Responder, error) {
 				if l.Name != "eth0" {
 					return nil, fmt.Errorf("responder asked for ineligible %s", l.Name)
@@ -183,6 +203,7 @@ func setup(t *testing.T, ns string, policy corev1.ServiceExternalTrafficPolicy) 
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: policy,
 			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
 	create(t, svc)
+	deleteOnCleanup(t, svc)
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: vip, IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)}}
 	if err := env.Client.Status().Update(ctx, svc); err != nil {
 		t.Fatalf("set Service status: %v", err)
@@ -193,6 +214,17 @@ func setup(t *testing.T, ns string, policy corev1.ServiceExternalTrafficPolicy) 
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.2"}, NodeName: ptr.To(a)}},
 	})
 	return a, b
+}
+
+// deleteOnCleanup deletes obj when the test ends. Speakers watch Services in every namespace and
+// every test's pool holds the same VIP, so a Service a failed test leaves behind would be
+// announced by the next test's speakers too and fail that test as well.
+func deleteOnCleanup(t *testing.T, obj client.Object) {
+	t.Cleanup(func() {
+		if err := env.Client.Delete(context.Background(), obj); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete %T %s: %v", obj, obj.GetName(), err)
+		}
+	})
 }
 
 // owners reports which speakers' eth0 answers for the VIP.
@@ -307,6 +339,12 @@ func TestOneOwnerAndFailover(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "both sides answer", func() (bool, string) {
 		o := owners(sa, sb)
 		return len(o) == 2, fmt.Sprintf("owners %v", o)
+	})
+	// The home kept the VIP, so answering tells nothing about its view: wait until a sync of
+	// its own has seen the partition, or a heal coming first (a loaded machine) would be, to
+	// the home, no change at all.
+	testenv.Eventually(t, 10*time.Second, "the home's announcer saw the partition", func() (bool, string) {
+		return owner.members.read(), "no layer 2 sync since the partition"
 	})
 	owner.members.set(owner.node, other.node)
 	other.members.set(owner.node, other.node)

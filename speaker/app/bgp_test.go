@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -41,8 +42,12 @@ type bgpSpeaker struct {
 	members *fakeMembers
 	router  *bgp.Fake
 	bfd     *fakeBFD
-	metrics *prometheus.Registry
-	stop    func()
+	// localErr, if set, is what the node's address lookup fails with.
+	localErr error
+	metrics  *prometheus.Registry
+	stop     func()
+	// bgpOff starts the speaker with BGP off (set it in startBGPSpeaker's before).
+	bgpOff bool
 }
 
 // fakeBFD records the BFD peers the announcer sets and lets the test send events.
@@ -50,13 +55,27 @@ type fakeBFD struct {
 	mu     sync.Mutex
 	peers  []bfd.Peer
 	events chan bfd.Event
+	// refuse lists remote addresses SetPeers refuses, as bfd.Manager refuses a peer it
+	// cannot run; the others are taken.
+	refuse map[netip.Addr]bool
 }
 
 func (f *fakeBFD) SetPeers(p []bfd.Peer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.peers = slices.Clone(p)
-	return nil
+	var errs []error
+	seen := map[netip.Addr]bool{}
+	for _, peer := range p {
+		switch {
+		case seen[peer.Remote]:
+			errs = append(errs, &bfd.PeerError{Remote: peer.Remote, Err: fmt.Errorf("peer %s: listed twice", peer.Remote)})
+		case f.refuse[peer.Remote]:
+			errs = append(errs, &bfd.PeerError{Remote: peer.Remote, Err: fmt.Errorf("peer %s: no IPv4 listener on this host", peer.Remote)})
+		}
+		seen[peer.Remote] = true
+	}
+	return errors.Join(errs...)
 }
 
 func (f *fakeBFD) Subscribe() (<-chan bfd.Event, func()) { return f.events, func() {} }
@@ -67,10 +86,13 @@ func (f *fakeBFD) get() []bfd.Peer {
 	return slices.Clone(f.peers)
 }
 
-func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMembers) *bgpSpeaker {
+func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMembers, before ...func(*bgpSpeaker)) *bgpSpeaker {
 	t.Helper()
 	sp := &bgpSpeaker{node: node, members: members, router: bgp.NewFake(), metrics: prometheus.NewRegistry(),
 		bfd: &fakeBFD{events: make(chan bfd.Event)}}
+	for _, f := range before {
+		f(sp)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -78,9 +100,13 @@ func startBGPSpeaker(t *testing.T, ns, node string, octet int, members *fakeMemb
 			NodeName: node, Namespace: ns, MetricsAddr: "0", ProbeAddr: "0",
 			Registry: sp.metrics, InProcessInstances: true,
 			Members: members, Links: fakeLinks{},
-			BGPRouter: sp.router,
-			BFD:       sp.bfd,
+			DisableBGP: sp.bgpOff,
+			BGPRouter:  sp.router,
+			BFD:        sp.bfd,
 			BGPLocalAddrs: func(peer, _ netip.Addr) (plan.Local, error) {
+				if sp.localErr != nil {
+					return plan.Local{}, sp.localErr
+				}
 				return plan.Local{Interface: "eth0", V4: netip.MustParseAddr(fmt.Sprintf("192.168.50.%d", octet)),
 					V6: netip.MustParseAddr(fmt.Sprintf("fd00:50::%d", octet))}, nil
 			},
@@ -182,6 +208,7 @@ func bgpSetup(t *testing.T, ns string) (a, b string) {
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
 			Ports:          []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}}}
 	create(t, svc)
+	deleteOnCleanup(t, svc)
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.50.50"}, {IP: "fd00:50::50"}}
 	if err := env.Client.Status().Update(ctx, svc); err != nil {
 		t.Fatalf("set Service status: %v", err)
@@ -237,6 +264,10 @@ func TestBGP(t *testing.T) {
 		got := bgpStatuses(t, ns)
 		return slices.Equal(got, []string{a + ":" + ns + "/web:", b + ":" + ns + "/web:"}), fmt.Sprint(got)
 	})
+	// The Service reaches no router yet.
+	if v := metric(t, sa.metrics, "ironlb_bgp_services_announced"); v != 0 {
+		t.Errorf("a: services_announced %v with no session up, want 0", v)
+	}
 
 	sa.router.Session("router").SetStatus(bgp.Status{State: bgp.StateEstablished, LocalAddr: netip.MustParseAddr("192.168.50.11"), PeerASN: 64513})
 	sb.router.Session("router").SetStatus(bgp.Status{State: bgp.StateActive, Reason: bgp.ReasonConnectTimeout, Detail: "dial tcp 192.168.50.1:179: i/o timeout"})
@@ -258,6 +289,9 @@ func TestBGP(t *testing.T) {
 	}
 	if v := metric(t, sa.metrics, "ironlb_bgp_prefixes_sent"); v != 2 {
 		t.Errorf("a: prefixes_sent %v, want 2", v)
+	}
+	if va, vb := metric(t, sa.metrics, "ironlb_bgp_services_announced"), metric(t, sb.metrics, "ironlb_bgp_services_announced"); va != 1 || vb != 0 {
+		t.Errorf("services_announced: a %v, b %v; want 1 (its session is up) and 0 (not)", va, vb)
 	}
 
 	// Unrelated and path-only changes keep the session; a peer change reopens it.
@@ -369,4 +403,148 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("metric %s with one series not found", name)
 	return 0
+}
+
+// TestBGPPasswordSecretMissing: a BGPPeer's passwordSecret that does not exist never gives a
+// session without the password. A running session keeps the password (and configuration) it
+// has while its Secret is gone, a new peer opens no session until its Secret exists, and a
+// MissingReference Warning says so.
+func TestBGPPasswordSecretMissing(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpmd5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b))
+	testenv.Eventually(t, 20*time.Second, "session with the Secret's password", func() (bool, string) {
+		s := sa.router.Session("router")
+		return s != nil && s.Config.Password == "s3cret", fmt.Sprint(sa.router.Names())
+	})
+
+	if err := env.Client.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A change of the peer while its Secret is missing is not applied either: it would reopen
+	// the session, and without the password.
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.HoldTime = &metav1.Duration{Duration: 30 * time.Second}
+	})
+	create(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "second"},
+		Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.2", PasswordSecret: &corev1.SecretReference{Name: "md5-second"}}})
+	for _, peer := range []string{"router", "second"} {
+		testenv.Eventually(t, 10*time.Second, "MissingReference event on "+peer, func() (bool, string) {
+			return peerEvent(t, ns, peer, "MissingReference", "no session is opened without the TCP MD5 password")
+		})
+	}
+	// The announcer has synced after both changes (the Events above come from such a sync).
+	s := sa.router.Session("router")
+	if s == nil || s.Config.Password != "s3cret" || sa.router.Opens("router") != 1 {
+		t.Errorf("session %+v opened %d times: want the first one kept, with its password", s, sa.router.Opens("router"))
+	}
+	if s := sa.router.Session("second"); s != nil {
+		t.Errorf("session %+v opened without its Secret", s.Config)
+	}
+
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5-second"}, Type: corev1.SecretTypeBasicAuth,
+		Data: map[string][]byte{"password": []byte("an0ther")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}, Type: corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{"password": []byte("r0tated")}})
+	testenv.Eventually(t, 10*time.Second, "both sessions with their Secrets' passwords", func() (bool, string) {
+		r, s := sa.router.Session("router"), sa.router.Session("second")
+		return r != nil && s != nil && r.Config.Password == "r0tated" && r.Config.HoldTime == 30*time.Second && s.Config.Password == "an0ther",
+			fmt.Sprint(sa.router.Names())
+	})
+}
+
+// TestBGPBFDPeers: BFD runs one session per peer address, so two BGPPeers to one router
+// address (other ports) share it, and its Down takes both down; a peer BFD refuses says so in
+// a Warning of its own, and the others keep their BFD (no Warning for them).
+func TestBGPBFDPeers(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpbfd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	create(t, &v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fast"},
+		Spec: v1beta1.BFDProfileSpec{ReceiveInterval: ptr.To[uint32](100)}},
+		&v1beta1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "slow"}},
+		&v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router-alt"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.1", Port: 1179, BFDProfile: "slow"}},
+		&v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refused"},
+			Spec: v1beta2.BGPPeerSpec{MyASN: 64512, ASN: 64513, Address: "192.168.50.3", BFDProfile: "fast"}})
+	update(t, &v1beta2.BGPPeer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "router"}}, func(p *v1beta2.BGPPeer) {
+		p.Spec.BFDProfile = "fast"
+	})
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) {
+		sp.bfd.refuse = map[netip.Addr]bool{netip.MustParseAddr("192.168.50.3"): true}
+	})
+
+	testenv.Eventually(t, 20*time.Second, "one BFD peer per address", func() (bool, string) {
+		ps := sa.bfd.get()
+		return len(ps) == 2 && ps[0].Remote == netip.MustParseAddr("192.168.50.1") && ps[0].Profile.ReceiveInterval == 100*time.Millisecond &&
+			ps[1].Remote == netip.MustParseAddr("192.168.50.3"), fmt.Sprintf("%+v", ps)
+	})
+	testenv.Eventually(t, 10*time.Second, "Warnings on the refused peer and on the one sharing an address", func() (bool, string) {
+		ok1, seen := peerEvent(t, ns, "refused", bgpannounce.ReasonUnsupported, "BFD for this peer cannot run, the session relies on its hold time: peer 192.168.50.3: no IPv4 listener")
+		ok2, _ := peerEvent(t, ns, "router-alt", bgpannounce.ReasonUnsupported, `BGPPeer "router" has the same peer address 192.168.50.1; BFD runs one session per address, with "router"'s bfdProfile`)
+		return ok1 && ok2, seen
+	})
+	for _, peer := range []string{"router", "router-alt"} {
+		if ok, _ := peerEvent(t, ns, peer, bgpannounce.ReasonUnsupported, "BFD for this peer cannot run"); ok {
+			t.Errorf("%s: BFD said not to run, but only 192.168.50.3 was refused", peer)
+		}
+	}
+
+	sa.bfd.events <- bfd.Event{Peer: netip.MustParseAddr("192.168.50.1"), Previous: bfd.Up, State: bfd.Down, RemoteState: bfd.Up, At: time.Now()}
+	testenv.Eventually(t, 10*time.Second, "both sessions to 192.168.50.1 held down", func() (bool, string) {
+		on1, _ := sa.router.Session("router").Enabled()
+		on2, _ := sa.router.Session("router-alt").Enabled()
+		return !on1 && !on2, fmt.Sprintf("router enabled %v, router-alt enabled %v", on1, on2)
+	})
+}
+
+// TestBGPOffDeletesNodeStatuses: a speaker restarted with BGP off deletes the ServiceBGPStatus
+// objects it wrote (its node stays live, so no other speaker would), and only its own.
+func TestBGPOffDeletesNodeStatuses(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpoff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b))
+	startBGPSpeaker(t, ns, b, 12, newMembers(a, b))
+	testenv.Eventually(t, 20*time.Second, "both nodes' statuses", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{a + ":" + ns + "/web:", b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+	sa.stop()
+	startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) { sp.bgpOff = true })
+	testenv.Eventually(t, 20*time.Second, "a's status deleted, b's kept", func() (bool, string) {
+		got := bgpStatuses(t, ns)
+		return slices.Equal(got, []string{b + ":" + ns + "/web:"}), fmt.Sprint(got)
+	})
+}
+
+// TestBGPNoLocalAddress: a node without a route to the peer says so in a Warning on the
+// BGPPeer (once, not at every sync) and still opens the session, with a router ID of its own.
+func TestBGPNoLocalAddress(t *testing.T) {
+	ctx := context.Background()
+	ns, err := env.Namespace(ctx, "bgpnolocal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := bgpSetup(t, ns)
+	sa := startBGPSpeaker(t, ns, a, 11, newMembers(a, b), func(sp *bgpSpeaker) {
+		sp.localErr = errors.New("find the route to 192.168.50.1: dial udp 192.168.50.1:179: connect: network is unreachable")
+	})
+	testenv.Eventually(t, 20*time.Second, "NoLocalAddress warning", func() (bool, string) {
+		return peerEvent(t, ns, "router", bgpannounce.ReasonNoLocalAddress, a+": cannot find this node's address for the session to 192.168.50.1: find the route to 192.168.50.1")
+	})
+	testenv.Eventually(t, 10*time.Second, "the session opened all the same, with a router ID", func() (bool, string) {
+		s := sa.router.Session("router")
+		return s != nil && s.Config.RouterID.Is4(), fmt.Sprint(sa.router.Names())
+	})
 }

@@ -179,22 +179,26 @@ func (m *Manager) stop() {
 // new session to the same remote (a path change, or a peer given back) ends that at once, after
 // the first AdminDown packet: the remote would take the new session Down with every further one.
 //
-// Every peer is validated first; if any is invalid nothing changes and the error names it.
-// Before Start the set is only recorded.
+// A peer that cannot run (invalid, listed twice, or of an address family without a listener)
+// is refused: it gets no session, and the error names it in a *PeerError (see Refused). The
+// other peers are applied all the same, so one bad peer does not take BFD away from the rest.
+// Before Start the valid peers are only recorded.
 func (m *Manager) SetPeers(peers []Peer) error {
 	want := make(map[netip.Addr]Peer, len(peers))
 	var errs []error
+	var valid []Peer
 	for _, p := range peers {
 		n, err := p.normalize()
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &PeerError{Remote: p.Remote, Err: err})
 			continue
 		}
 		if _, dup := want[n.Remote]; dup {
-			errs = append(errs, fmt.Errorf("peer %s: listed twice", n.Remote))
+			errs = append(errs, &PeerError{Remote: n.Remote, Err: fmt.Errorf("peer %s: listed twice", n.Remote)})
 			continue
 		}
 		want[n.Remote] = n
+		valid = append(valid, p)
 	}
 
 	m.mu.Lock()
@@ -203,18 +207,20 @@ func (m *Manager) SetPeers(peers []Peer) error {
 		return errors.New("set BFD peers: the manager has stopped")
 	}
 	if m.ctx != nil {
-		for _, p := range want {
-			if !m.families[p.Remote.Is4()] {
-				errs = append(errs, fmt.Errorf("peer %s: no %s listener on this host", p.Remote, family(p.Remote.Is4())))
+		for remote := range want {
+			if !m.families[remote.Is4()] {
+				errs = append(errs, &PeerError{Remote: remote, Err: fmt.Errorf("peer %s: no %s listener on this host", remote, family(remote.Is4()))})
+				delete(want, remote)
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("set BFD peers: %w", err)
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("set BFD peers: %w", err)
 	}
 	if m.ctx == nil {
-		m.desired = append([]Peer(nil), peers...)
-		return nil
+		m.desired = valid
+		return err
 	}
 
 	for remote, r := range m.sessions {
@@ -260,7 +266,7 @@ func (m *Manager) SetPeers(peers []Peer) error {
 		}()
 	}
 	m.table.Store(newDemuxTable(m.sessions))
-	return nil
+	return err
 }
 
 func addrOrAny(a netip.Addr) string {

@@ -2,6 +2,7 @@ package bfd
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -77,6 +78,16 @@ func TestSetPeersBeforeStart(t *testing.T) {
 	err := m.SetPeers([]Peer{{Remote: peer4}, {Remote: ll6}, {Remote: peer6, Profile: Profile{DetectMultiplier: 2, ReceiveInterval: time.Hour}}})
 	if err == nil || !strings.Contains(err.Error(), "fe80::1: a link-local") || !strings.Contains(err.Error(), "2001:db8::1: profile: receiveInterval 1h0m0s") {
 		t.Fatalf("want both invalid peers named, got %v", err)
+	}
+	// The valid peer is kept for Start all the same, and the refused ones can be told apart.
+	if len(m.desired) != 1 || m.desired[0].Remote != peer4 {
+		t.Errorf("recorded %+v, want only %s", m.desired, peer4)
+	}
+	if r := Refused(err); len(r) != 2 || r[ll6] == nil || r[peer6] == nil {
+		t.Errorf("Refused(%v) = %v, want %s and %s", err, r, ll6, peer6)
+	}
+	if r := Refused(errors.New("BFD is not running")); r != nil {
+		t.Errorf("Refused of an error naming no peer = %v", r)
 	}
 	if err := m.SetPeers([]Peer{{Remote: peer4}}); err != nil {
 		t.Fatal(err)

@@ -146,3 +146,21 @@ func TestTwoManagersBoundToInterface(t *testing.T) {
 		t.Fatal("no failed socket open counted")
 	}
 }
+
+// TestRefusedPeerDoesNotBlockOthers: a peer SetPeers refuses (here a link-local address with
+// no interface, and a duplicate) costs only itself its session; the valid one in the same call
+// comes Up. IP plan: namespaces ilb-bfdbad-a (10.97.3.1/24) and ilb-bfdbad-b (10.97.3.2/24).
+func TestRefusedPeerDoesNotBlockOthers(t *testing.T) {
+	requireRoot(t)
+	l := newLink(t, "ilb-bfdbad", "10.97.3.0/24")
+	a, b := runManager(t, l.A), runManager(t, l.B)
+	a4, b4 := l.addrA(0), l.addrB(0)
+	ma := a.mark()
+	bad := netip.MustParseAddr("fe80::2")
+	err := a.SetPeers([]Peer{{Remote: bad}, {Remote: b4}, {Remote: b4}})
+	if r := Refused(err); len(r) != 2 || r[bad] == nil || r[b4] == nil {
+		t.Fatalf("SetPeers: %v; want the link-local and the duplicate refused", err)
+	}
+	b.setPeers(t, Peer{Remote: a4})
+	a.waitEvent(t, ma, b4, Up, 20*time.Second)
+}

@@ -89,6 +89,41 @@ type Peer struct {
 	Profile   Profile
 }
 
+// PeerError is why SetPeers refused one peer. Its message names the peer.
+type PeerError struct {
+	// Remote is the peer's Remote as given.
+	Remote netip.Addr
+	Err    error
+}
+
+func (e *PeerError) Error() string { return e.Err.Error() }
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// Refused returns the peers refused in an error of SetPeers, by Remote (as given, zone
+// removed), each with its reason; nil when err names none (nil, or the whole call failed).
+func Refused(err error) map[netip.Addr]error {
+	var out map[netip.Addr]error
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *PeerError:
+			if out == nil {
+				out = map[netip.Addr]error{}
+			}
+			out[e.Remote.Unmap().WithZone("")] = e
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
 // ifNameMax is IFNAMSIZ less the terminating NUL.
 const ifNameMax = 15
 

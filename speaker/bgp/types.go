@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -79,8 +80,10 @@ type PeerConfig struct {
 	ConnectTime   time.Duration
 	// RouterID is the BGP identifier sent to this peer. Required (IPv4).
 	RouterID netip.Addr
-	// Password is the TCP MD5 password; empty for none.
-	Password string
+	// Password is the TCP MD5 password; empty for none. String, LogValue and MarshalLog leave
+	// it out and encoding/json skips it, so a PeerConfig in a log line or an error shows only
+	// whether one is set.
+	Password string `json:"-"`
 	// EBGPMultiHop lets an eBGP session cross routers (TTL 255 instead of 1).
 	EBGPMultiHop bool
 	// GracefulRestart announces the graceful restart capability (RFC 4724) for both families,
@@ -92,6 +95,33 @@ type PeerConfig struct {
 func (c PeerConfig) IBGP() bool {
 	return c.DynamicASN == DynamicASNInternal || (c.DynamicASN == DynamicASNNone && c.PeerASN == c.MyASN)
 }
+
+// String describes the session for logs and errors, without the password:
+// "router 192.168.50.1:179 AS 64512 -> 64513 router ID 192.168.50.11 md5 set".
+func (c PeerConfig) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s AS %d -> ", c.Name, c.Target(), c.MyASN)
+	if c.DynamicASN != DynamicASNNone {
+		b.WriteString(c.DynamicASN.String())
+	} else {
+		fmt.Fprint(&b, c.PeerASN)
+	}
+	fmt.Fprintf(&b, " router ID %s", c.RouterID)
+	if c.SourceAddr.IsValid() {
+		fmt.Fprintf(&b, " source %s", c.SourceAddr)
+	}
+	if c.Password != "" {
+		b.WriteString(" md5 set")
+	}
+	return b.String()
+}
+
+// LogValue keeps the password out of slog output (a JSON handler would otherwise print every
+// field).
+func (c PeerConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MarshalLog does the same for logr (zap encodes structs field by field).
+func (c PeerConfig) MarshalLog() any { return c.String() }
 
 // Target is "addr:port", as logs and Events show the peer.
 func (c PeerConfig) Target() string {

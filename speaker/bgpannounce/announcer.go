@@ -39,6 +39,8 @@ const (
 	ReasonUnsupported           = "Unsupported"
 	ReasonNoNextHop             = "NoNextHop"
 	ReasonAnnouncing            = "AnnouncingBGP"
+	ReasonMissingReference      = "MissingReference"
+	ReasonNoLocalAddress        = "NoLocalAddress"
 
 	defaultResync           = 30 * time.Second
 	defaultRetryMin         = 100 * time.Millisecond
@@ -94,14 +96,15 @@ type Announcer struct {
 	// Resync is the period of an unconditional sync. Default 30s.
 	Resync time.Duration
 
-	mgr        *bgp.Manager
-	kick       func()
-	events     *rate.Limiter
-	lastConfig *config.Config
-	created    map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
-	announced  map[types.NamespacedName]bool      // Services announced at the last sync
-	said       map[string]bool                    // one-off Events already recorded, by text
-	bfdPeers   []bfd.Peer                         // as last set
+	mgr         *bgp.Manager
+	kick        func()
+	events      *rate.Limiter
+	lastConfig  *config.Config
+	lastMissing []config.Problem                   // the missing references lastConfig was compiled without
+	created     map[types.NamespacedName]time.Time // ServiceBGPStatus we created, by Service
+	announced   map[types.NamespacedName]bool      // Services announced at the last sync
+	said        map[string]bool                    // one-off Events already recorded, by text
+	bfdPeers    []bfd.Peer                         // as last set
 
 	mu          sync.Mutex              // guards the fields below, shared with the observer and runBFD
 	transitions []bgp.Transition        // not yet turned into Events
@@ -258,7 +261,7 @@ func (a *Announcer) recordTransitions(ctx context.Context) {
 
 // sync computes the plan from the caches and makes the sessions, BFD and statuses follow.
 func (a *Announcer) sync(ctx context.Context) error {
-	cfg, err := a.config(ctx)
+	cfg, missing, err := a.config(ctx)
 	if err != nil {
 		return err
 	}
@@ -292,12 +295,31 @@ func (a *Announcer) sync(ctx context.Context) error {
 	var bfdPeers []bfd.Peer
 	bfdNames := map[netip.Addr][]string{}
 	specs := map[string]*config.Peer{}
+	var running map[string]bgp.PeerStatus
 	for _, peer := range p.Peers {
+		noPassword := a.missingReferences(ctx, peer.Name, missing)
+		var keep bgp.PeerConfig
+		if noPassword {
+			// The passwordSecret is gone (a rotation by delete and create, or a typo): never
+			// connect without the password the BGPPeer asks for. A running session keeps the
+			// configuration it has, as with an invalid configuration; none opens otherwise.
+			if running == nil {
+				running = a.mgr.Peers()
+			}
+			r, ok := running[peer.Name]
+			if !ok || r.Config.Password == "" {
+				continue
+			}
+			keep = r.Config
+		}
 		specs[peer.Name] = peer
 		local, err := a.LocalAddrs(peer.Addr, peer.SrcAddr)
 		if err != nil {
 			// The session still opens: GoBGP keeps trying and reports why it cannot connect.
-			a.Log.Error(err, "Cannot find this node's address for the BGP session", "peer", peer.Name)
+			// Said once per cause, not at every sync (a sync follows every Service change).
+			a.peerEventOnce(ctx, peer.Name, ReasonNoLocalAddress,
+				"%s: cannot find this node's address for the session to %s: %v; the session tries all the same, with a router ID derived from the node name unless spec.routerID is set, and without prefixes of the other family",
+				a.NodeName, peer.Addr, err)
 		}
 		paths, skipped := plan.Paths(peer, p.Routes[peer.Name], local)
 		for _, pfx := range skipped {
@@ -310,17 +332,31 @@ func (a *Announcer) sync(ctx context.Context) error {
 				a.NodeName, pfx, peer.Addr, other, local.Interface)
 		}
 		desired[peer.Name] = bgp.Desired{Config: plan.PeerConfig(peer, local, a.NodeName), Paths: paths}
+		if noPassword {
+			desired[peer.Name] = bgp.Desired{Config: keep, Paths: paths}
+		}
 		if bp, ok := bfdPeer(peer, local); ok {
 			if peer.BFDProfile.EchoMode {
 				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported,
 					"%s: BFDProfile %q has echoMode, which ironlb's BFD does not implement: BFD runs without echo (detection after receiveInterval x detectMultiplier)",
 					a.NodeName, peer.BFDProfile.Name)
 			}
-			if a.BFD == nil {
+			switch first := bfdNames[bp.Remote]; {
+			case a.BFD == nil:
 				a.peerEventOnce(ctx, peer.Name, ReasonUnsupported, "%s: bfdProfile %q is set but this speaker runs without BFD: the session relies on its hold time", a.NodeName, peer.BFDProfile.Name)
-			} else {
+			case len(first) > 0:
+				// Two BGPPeers to one address (other ports): BFD runs one session per
+				// address, whose state takes both BGP sessions down and up. It has the
+				// settings of the first peer by name.
+				bfdNames[bp.Remote] = append(first, peer.Name)
+				if i := slices.IndexFunc(bfdPeers, func(o bfd.Peer) bool { return o.Remote == bp.Remote }); bfdPeers[i] != bp {
+					a.peerEventOnce(ctx, peer.Name, ReasonUnsupported,
+						"%s: BGPPeer %q has the same peer address %s; BFD runs one session per address, with %q's bfdProfile and local address: give both peers the same bfdProfile",
+						a.NodeName, first[0], bp.Remote, first[0])
+				}
+			default:
 				bfdPeers = append(bfdPeers, bp)
-				bfdNames[bp.Remote] = append(bfdNames[bp.Remote], peer.Name)
+				bfdNames[bp.Remote] = []string{peer.Name}
 			}
 		}
 	}
@@ -331,27 +367,38 @@ func (a *Announcer) sync(ctx context.Context) error {
 	if err := a.mgr.Apply(ctx, desired); err != nil {
 		errs = append(errs, err)
 	}
-	// A peer no longer under BFD must not stay held down by a BFD failure of the past.
-	for name, spec := range specs {
-		if spec.BFDProfile == nil || a.BFD == nil {
-			if err := a.mgr.Release(ctx, name); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	noBFD := map[string]bool{}
 	if a.BFD != nil {
 		slices.SortFunc(bfdPeers, bfdPeerCompare)
 		if !slices.Equal(bfdPeers, a.bfdPeers) {
 			if err := a.BFD.SetPeers(bfdPeers); err != nil {
 				// Not a sync failure: BGP runs on, guarded by hold timers; the next sync tries
-				// again. Every BGPPeer with a profile says why.
+				// again. The BGPPeers whose BFD cannot run say why: those refused (the others
+				// run), or all of them when BFD itself cannot run.
+				refused := bfd.Refused(err)
 				for _, bp := range bfdPeers {
+					why := err
+					if refused != nil {
+						if why = refused[bp.Remote]; why == nil {
+							continue
+						}
+					}
 					for _, name := range bfdNames[bp.Remote] {
-						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, err)
+						noBFD[name] = true
+						a.peerEventOnce(ctx, name, ReasonUnsupported, "%s: BFD for this peer cannot run, the session relies on its hold time: %v", a.NodeName, why)
 					}
 				}
 			} else {
 				a.bfdPeers = bfdPeers
+			}
+		}
+	}
+	// A peer not under BFD must not stay held down by a BFD failure of the past: it would
+	// never hear of BFD coming Up again.
+	for name, spec := range specs {
+		if spec.BFDProfile == nil || a.BFD == nil || noBFD[name] {
+			if err := a.mgr.Release(ctx, name); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -368,7 +415,13 @@ func (a *Announcer) sync(ctx context.Context) error {
 		mine[svc] = up
 	}
 	a.announceEvents(ctx, p, mine)
-	a.Metrics.setAnnounced(len(mine))
+	reached := 0
+	for _, up := range mine {
+		if len(up) > 0 {
+			reached++
+		}
+	}
+	a.Metrics.setAnnounced(reached)
 	if err := a.writeStatuses(ctx, mine); err != nil {
 		errs = append(errs, err)
 	}
@@ -376,26 +429,60 @@ func (a *Announcer) sync(ctx context.Context) error {
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in
-// force, as in layer 2 mode: a typo in one object must not withdraw every route.
-func (a *Announcer) config(ctx context.Context) (*config.Config, error) {
+// force, as in layer 2 mode: a typo in one object must not withdraw every route. A
+// configuration whose only problems are references to objects that do not exist (yet) is
+// used without them; those problems are returned with it.
+func (a *Announcer) config(ctx context.Context) (*config.Config, []config.Problem, error) {
 	snap, err := configlist.List(ctx, a.Client, a.Namespace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := config.Compile(snap)
+	var missing []config.Problem
+	var cerr *config.Error
 	switch {
 	case err == nil:
-	case config.OnlyMissingReferences(err) && cfg != nil:
+	case config.OnlyMissingReferences(err) && cfg != nil && errors.As(err, &cerr) && !missingCommunity(cerr.Problems):
+		missing = cerr.Problems
 	default:
 		if a.lastConfig != nil {
 			a.Log.Error(err, "Configuration is invalid; keeping the last valid one")
 		} else {
 			a.Log.Error(err, "Configuration is invalid; announcing nothing until it is fixed")
 		}
-		return a.lastConfig, nil
+		return a.lastConfig, a.lastMissing, nil
 	}
-	a.lastConfig = cfg
-	return cfg, nil
+	a.lastConfig, a.lastMissing = cfg, missing
+	return cfg, missing, nil
+}
+
+// missingCommunity reports whether a BGPAdvertisement names a community alias that does not
+// exist. Such a configuration is not used: its routes would go out without the community, and
+// a community such as no-export or a provider's blackhole tag decides where a route may go.
+func missingCommunity(probs []config.Problem) bool {
+	return slices.ContainsFunc(probs, func(p config.Problem) bool {
+		return p.Kind == config.KindBGPAdvertisement && strings.HasPrefix(p.Field, "spec.communities")
+	})
+}
+
+// missingReferences says in a Warning what the BGPPeer called name goes without because an
+// object it names does not exist, and reports whether that is its passwordSecret.
+func (a *Announcer) missingReferences(ctx context.Context, name string, missing []config.Problem) (noPassword bool) {
+	for _, prob := range missing {
+		if prob.Kind != config.KindBGPPeer || prob.Name != name {
+			continue
+		}
+		effect := "the speaker goes on without it"
+		switch {
+		case strings.HasPrefix(prob.Field, "spec.passwordSecret"):
+			noPassword = true
+			effect = "no session is opened without the TCP MD5 password; a running one keeps its password and configuration until the Secret exists"
+		case prob.Field == "spec.bfdProfile":
+			effect = "the session runs without BFD, guarded by its hold time"
+		}
+		a.peerEventOnce(ctx, name, ReasonMissingReference, "%s: %s %s; %s", a.NodeName, prob.Field, prob.Msg, effect)
+	}
+	return noPassword
 }
 
 // announceEvents records an Event on each Service this node starts announcing.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,9 +19,12 @@ import (
 )
 
 // Every speaker writes one ServiceBGPStatus per Service it announces (labels node, service
-// name and namespace) and deletes its own when it stops. A node that died cannot delete its
-// own: the lowest-named live speaker deletes the objects of nodes memberlist reports dead.
-// Speakers never touch a live node's objects, so two speakers never fight over one.
+// name and namespace) and deletes those it no longer announces. A stopping speaker leaves its
+// own (a restart finds and updates them; with graceful restart the router still routes to it
+// meanwhile); once memberlist reports its node dead, the lowest-named live speaker deletes
+// them. Speakers never touch a live node's objects, so two speakers never fight over one. A
+// speaker started with BGP off deletes its node's objects once (DeleteNodeStatuses): its node
+// stays live, so nobody else would.
 //
 // +kubebuilder:rbac:groups=metallb.io,resources=servicebgpstatuses,verbs=get;list;watch;create;delete,namespace=metallb-system
 // +kubebuilder:rbac:groups=metallb.io,resources=servicebgpstatuses/status,verbs=get;update;patch,namespace=metallb-system
@@ -119,4 +123,38 @@ func statusOf(node string, svc types.NamespacedName, peers []string) v1beta1.Met
 func statusEqual(a, b v1beta1.MetalLBServiceBGPStatus) bool {
 	return a.Node == b.Node && a.ServiceName == b.ServiceName && a.ServiceNamespace == b.ServiceNamespace &&
 		slices.Equal(a.Peers, b.Peers)
+}
+
+// DeleteNodeStatuses deletes the ServiceBGPStatus objects of node in namespace, retrying with
+// back-off until it succeeds or ctx ends. A speaker started with BGP off runs it: the objects
+// it wrote while BGP was on would otherwise stay, listing peers it no longer announces to.
+func DeleteNodeStatuses(ctx context.Context, r client.Reader, w client.Writer, namespace, node string, log logr.Logger) error {
+	backoff := time.Duration(0)
+	for {
+		err := deleteNodeStatuses(ctx, r, w, namespace, node)
+		if err == nil {
+			return nil
+		}
+		backoff = min(max(2*backoff, time.Second), defaultRetryMax)
+		log.Error(err, "Deleting this node's ServiceBGPStatus objects (BGP is off) failed; retrying", "retryIn", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func deleteNodeStatuses(ctx context.Context, r client.Reader, w client.Writer, namespace, node string) error {
+	var list v1beta1.ServiceBGPStatusList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{v1beta1.LabelNode: node}); err != nil {
+		return fmt.Errorf("list ServiceBGPStatus of node %s in %s: %w", node, namespace, err)
+	}
+	var errs []error
+	for i := range list.Items {
+		if err := w.Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete ServiceBGPStatus %s: %w", list.Items[i].Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

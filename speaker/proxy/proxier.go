@@ -6,10 +6,12 @@
 //
 // Data flow: informer events (Services, EndpointSlices) and address changes of the node wake
 // one sync loop; bursts of changes coalesce into one sync. Each sync lists both kinds from the
-// cache, converts them (speaker/proxy/svcports) and, per family, runs one knftables
-// transaction: a partial one with only what changed since the last successful transaction,
-// or a full one at start, periodically, after any failure and when the node's addresses
-// change. A failed sync is retried with back-off.
+// cache, converts the changed Services (speaker/proxy/svcports) and, per family, runs a
+// partial sync, one knftables transaction with only what changed since the last successful
+// one, or a full sync at start, periodically, after any failure and when the node's addresses
+// change: the table's structure with nft (in place when it can), its set and map elements over
+// netlink (speaker/proxy/nftnl), leftovers deleted with nft. A failed sync is retried with
+// back-off.
 package proxy
 
 import (
@@ -28,7 +30,9 @@ import (
 
 	"github.com/ironlb/ironlb/speaker/proxy/conntrack"
 	"github.com/ironlb/ironlb/speaker/proxy/healthcheck"
+	"github.com/ironlb/ironlb/speaker/proxy/nftnl"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
+	"github.com/ironlb/ironlb/speaker/proxy/svcports"
 )
 
 // Informers gives the proxier the informers of its cache, to be told about changes.
@@ -48,6 +52,17 @@ type HealthServer interface {
 }
 
 var _ HealthServer = (*healthcheck.Server)(nil)
+
+// BulkWriter writes the bulk of a full sync, the elements of the table-wide sets and maps,
+// without nft, and lists the kernel's table (nftnl.Writer).
+type BulkWriter interface {
+	// Objects lists the kernel's table.
+	Objects() (rules.KernelObjects, error)
+	// Replace replaces the contents of each set in one kernel transaction.
+	Replace(sets []rules.SetElements) error
+}
+
+var _ BulkWriter = (*nftnl.Writer)(nil)
 
 // Proxier keeps the node's nftables rules in step with the Services. Set the fields, then run
 // Start.
@@ -70,6 +85,10 @@ type Proxier struct {
 	WatchAddrs func(ctx context.Context, notify func()) error
 	// NewNFT opens a family's table. Default knftables.New (needs the nft binary).
 	NewNFT func(family knftables.Family) (knftables.Interface, error)
+	// NewBulk opens a family's bulk writer for full syncs. Default: an nftnl.Writer when
+	// NewNFT is defaulted too, else none (knftables' fake in tests), and full syncs are then
+	// one nft transaction.
+	NewBulk func(family knftables.Family) (BulkWriter, error)
 	// Conntrack deletes stale UDP entries. Default conntrack.Netlink.
 	Conntrack conntrack.Cleaner
 	// Health serves the health-check node ports. Default: a healthcheck.Server listening on
@@ -90,6 +109,9 @@ type Proxier struct {
 type family struct {
 	family knftables.Family
 	nft    knftables.Interface
+	bulk   BulkWriter // nil: full syncs are one nft transaction
+	// ports converts the family's Service ports, remembering unchanged Services.
+	ports *svcports.Cache
 	// state records what the kernel holds after the last successful transaction; nil makes
 	// the next sync a full one.
 	state *rules.State
@@ -108,7 +130,13 @@ func (p *Proxier) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open nftables (family %s; is Debian's nftables package installed?): %w", f, err)
 		}
-		fams = append(fams, &family{family: f, nft: nft})
+		fam := &family{family: f, nft: nft, ports: &svcports.Cache{Family: f}}
+		if p.NewBulk != nil {
+			if fam.bulk, err = p.NewBulk(f); err != nil {
+				return fmt.Errorf("open the nftables bulk writer (family %s): %w", f, err)
+			}
+		}
+		fams = append(fams, fam)
 	}
 	defer func() {
 		if err := p.Health.Close(); err != nil {
@@ -153,6 +181,11 @@ func (p *Proxier) Start(ctx context.Context) error {
 func (p *Proxier) defaults() {
 	if p.NewNFT == nil {
 		p.NewNFT = func(f knftables.Family) (knftables.Interface, error) { return knftables.New(f, rules.TableName) }
+		if p.NewBulk == nil {
+			p.NewBulk = func(f knftables.Family) (BulkWriter, error) {
+				return &nftnl.Writer{Family: f, Table: rules.TableName}, nil
+			}
+		}
 	}
 	if p.NodeIPs == nil {
 		p.NodeIPs = localAddresses

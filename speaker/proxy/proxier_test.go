@@ -262,6 +262,10 @@ func sortedElements(d string) string {
 	return strings.Join(append(other, elems...), "\n")
 }
 
+// dnatTo reports whether table dump d sends connections to endpoint ep:8080 (an element of an
+// endpoint map).
+func dnatTo(d, ep string) bool { return strings.Contains(d, ": "+ep+" . 8080 }") }
+
 func isFull(tx string) bool { return strings.Contains(tx, "delete table ip ironlb") }
 
 // TestProxierFollowsServices: the proxier programs a Service's DNAT once its endpoints exist,
@@ -275,15 +279,15 @@ func TestProxierFollowsServices(t *testing.T) {
 	h.endpoints(t, svc, "10.244.1.5", "node1")
 	testenv.Eventually(t, 10*time.Second, "DNAT to the endpoint", func() (bool, string) {
 		d := h.v4.Dump()
-		return strings.Contains(d, "dnat to 10.244.1.5:8080") && strings.Contains(d, svc.Spec.ClusterIP+" . tcp . 80") &&
-			strings.Contains(d, "dnat to 10.244.2.9:8080"), "no DNAT yet"
+		return dnatTo(d, "10.244.1.5") && strings.Contains(d, svc.Spec.ClusterIP+" . tcp . 80") &&
+			dnatTo(d, "10.244.2.9"), "no DNAT yet"
 	})
 
 	mark := h.v4.count()
 	h.endpoints(t, svc, "10.244.1.6", "node1")
 	testenv.Eventually(t, 10*time.Second, "DNAT follows the endpoint", func() (bool, string) {
 		d := h.v4.Dump()
-		return strings.Contains(d, "dnat to 10.244.1.6:8080") && !strings.Contains(d, "10.244.1.5"), "old endpoint still there"
+		return dnatTo(d, "10.244.1.6") && !strings.Contains(d, "10.244.1.5"), "old endpoint still there"
 	})
 	for _, tx := range h.v4.since(mark) {
 		if isFull(tx) || strings.Contains(tx, "10.244.2.9") || strings.Contains(tx, other.Spec.ClusterIP) {
@@ -311,7 +315,7 @@ func TestProxierFailureForcesFullResync(t *testing.T) {
 	svc := h.service(t, "web")
 	h.endpoints(t, svc, "10.244.1.5", "node1")
 	testenv.Eventually(t, 10*time.Second, "DNAT to the endpoint", func() (bool, string) {
-		return strings.Contains(h.v4.Dump(), "dnat to 10.244.1.5:8080"), "no DNAT yet"
+		return dnatTo(h.v4.Dump(), "10.244.1.5"), "no DNAT yet"
 	})
 
 	steps := []struct {
@@ -330,7 +334,7 @@ func TestProxierFailureForcesFullResync(t *testing.T) {
 			h.v4.failNext(st.fail)
 			h.endpoints(t, svc, st.endpoint, "node1")
 			testenv.Eventually(t, 20*time.Second, "the table follows", func() (bool, string) {
-				return strings.Contains(h.v4.Dump(), "dnat to "+st.endpoint+":8080"), "not yet"
+				return dnatTo(h.v4.Dump(), st.endpoint), "not yet"
 			})
 			var got []string
 			for i, tx := range h.v4.since(mark) {
@@ -360,7 +364,7 @@ func TestProxierPeriodicFullSync(t *testing.T) {
 	svc := h.service(t, "web")
 	h.endpoints(t, svc, "10.244.1.5", "node1")
 	testenv.Eventually(t, 10*time.Second, "DNAT to the endpoint", func() (bool, string) {
-		return strings.Contains(h.v4.Dump(), "dnat to 10.244.1.5:8080"), "no DNAT yet"
+		return dnatTo(h.v4.Dump(), "10.244.1.5"), "no DNAT yet"
 	})
 	// Someone flushes the service-ips map.
 	tx := h.v4.NewTransaction()

@@ -44,7 +44,7 @@ func (p *Proxier) sync(ctx context.Context, fams []*family, forceFull bool) erro
 	for _, f := range fams {
 		cfg := rules.Config{Family: f.family, Node: p.Node,
 			NodeIPs: ofFamily(nodeIPs, f.family), PodCIDRs: prefixesOfFamily(p.ClusterCIDRs, f.family)}
-		ports := svcports.ServicePorts(f.family, svcs.Items, eps.Items)
+		ports := f.ports.ServicePorts(svcs.Items, eps.Items)
 		mode, err := p.syncFamily(ctx, f, cfg, ports, forceFull)
 		if err != nil {
 			errs = append(errs, err)
@@ -62,30 +62,35 @@ func (p *Proxier) sync(ctx context.Context, fams []*family, forceFull bool) erro
 	return errors.Join(errs...)
 }
 
-// syncFamily runs one transaction for family f and returns its mode.
+// syncFamily brings family f's table in step (one transaction, or a full sync's three parts
+// with a bulk writer) and returns the mode.
 func (p *Proxier) syncFamily(ctx context.Context, f *family, cfg rules.Config, ports []rules.ServicePort, forceFull bool) (string, error) {
 	start := time.Now()
-	tx := f.nft.NewTransaction()
 	var st *rules.State
+	var ops int
 	var err error
 	mode := modePartial
-	if forceFull || !f.state.CanUpdate(cfg) {
+	switch {
+	case !forceFull && f.state.CanUpdate(cfg):
+		st, ops, err = p.partial(ctx, f, cfg, ports)
+	case f.bulk != nil:
 		mode = modeFull
-		st, err = rules.Recreate(tx, cfg, ports)
-	} else {
-		st, err = rules.Partial(tx, f.state, cfg, ports)
-	}
-	if err == nil && tx.NumOperations() > 0 { // nothing changed: no nft run
-		if err = f.nft.Run(ctx, tx); err != nil {
-			err = fmt.Errorf("apply %s %s sync (%d operations, %d Service ports): %w", mode, f.family, tx.NumOperations(), len(ports), err)
+		st, ops, err = p.fullBulk(ctx, f, cfg, ports)
+	default:
+		mode = modeFull
+		tx := f.nft.NewTransaction()
+		if st, err = rules.Recreate(tx, cfg, ports); err == nil {
+			ops, err = tx.NumOperations(), f.nft.Run(ctx, tx)
 		}
-	} else if err != nil {
-		err = fmt.Errorf("%s %s sync: %w", mode, f.family, err)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %s sync (%d Service ports): %w", mode, f.family, len(ports), err)
 	}
 	p.Metrics.observe(mode, time.Since(start), err)
 	if err != nil {
-		// The kernel holds what it held before (transactions are atomic), but Partial
-		// updated the record: start over with a full sync.
+		// Each transaction is atomic (a failed one left the kernel as it was, and a full
+		// sync's parts leave a consistent table), but the record no longer describes the
+		// kernel (Partial updated it): start over with a full sync.
 		f.state = nil
 		return mode, err
 	}
@@ -93,9 +98,77 @@ func (p *Proxier) syncFamily(ctx context.Context, f *family, cfg rules.Config, p
 	p.Metrics.setPorts(string(f.family), st.Ports())
 	if mode != modePartial {
 		p.Log.V(1).Info("Full proxy sync", "family", f.family, "servicePorts", st.Ports(),
-			"operations", tx.NumOperations(), "duration", time.Since(start))
+			"operations", ops, "duration", time.Since(start))
 	}
 	return mode, nil
+}
+
+// partial runs a partial sync's transaction, if anything changed.
+func (p *Proxier) partial(ctx context.Context, f *family, cfg rules.Config, ports []rules.ServicePort) (*rules.State, int, error) {
+	tx := f.nft.NewTransaction()
+	st, err := rules.Partial(tx, f.state, cfg, ports)
+	if err != nil || tx.NumOperations() == 0 { // nothing changed: no nft run
+		return st, 0, err
+	}
+	if err := f.nft.Run(ctx, tx); err != nil {
+		return nil, 0, fmt.Errorf("apply %d operations: %w", tx.NumOperations(), err)
+	}
+	return st, tx.NumOperations(), nil
+}
+
+// fullBulk runs a full sync in three parts (rules.Table): the structure with nft, in place
+// when the kernel's table allows it (else, or if nft refuses, recreated); the elements of the
+// table-wide sets and maps in one netlink batch; the leftovers deleted with nft.
+func (p *Proxier) fullBulk(ctx context.Context, f *family, cfg rules.Config, ports []rules.ServicePort) (*rules.State, int, error) {
+	st, table, err := rules.Rebuild(cfg, ports)
+	if err != nil {
+		return nil, 0, err
+	}
+	bulk, err := table.Bulk()
+	if err != nil {
+		return nil, 0, err
+	}
+	k, err := f.bulk.Objects()
+	if err != nil {
+		return nil, 0, err
+	}
+	ops := 0
+	structure := func(k *rules.KernelObjects) error {
+		tx := f.nft.NewTransaction()
+		table.WriteStructure(tx, k)
+		ops += tx.NumOperations()
+		return f.nft.Run(ctx, tx)
+	}
+	if table.InPlace(k) {
+		if err := structure(&k); err != nil {
+			// Objects of another layout (an older speaker's) that nft cannot update:
+			// recreate, which leaves the Services without elements until Replace.
+			p.Log.Info("Proxy table cannot be updated in place; recreating it", "family", f.family, "error", err.Error())
+			k = rules.KernelObjects{}
+		}
+	} else {
+		k = rules.KernelObjects{}
+	}
+	if !k.Exists {
+		if err := structure(nil); err != nil {
+			return nil, 0, fmt.Errorf("write the table: %w", err)
+		}
+	}
+	if err := f.bulk.Replace(bulk); err != nil {
+		return nil, 0, err
+	}
+	for _, s := range bulk {
+		ops += len(s.Elements)
+	}
+	tx := f.nft.NewTransaction()
+	table.WriteCleanup(tx, k)
+	if n := tx.NumOperations(); n > 0 {
+		ops += n
+		if err := f.nft.Run(ctx, tx); err != nil {
+			return nil, 0, fmt.Errorf("delete leftover chains and sets: %w", err)
+		}
+	}
+	return st, ops, nil
 }
 
 // cleanConntrack deletes the family's stale UDP entries when the UDP Services' endpoints

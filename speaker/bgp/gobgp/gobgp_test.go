@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -363,4 +364,85 @@ func TestDynamicASNInternal(t *testing.T) {
 	if got := waitState(t, st, bgp.StateEstablished); got.PeerASN != routerASN {
 		t.Errorf("peer AS %d", got.PeerASN)
 	}
+}
+
+// TestNoLeakOnClose: sessions opened and closed again and again, established or still
+// connecting, leave no goroutine, socket or server behind: each Close returns its server to the
+// idle list, and the next Open takes it.
+func TestNoLeakOnClose(t *testing.T) {
+	rt := startRouter(t, 64600, "")
+	r := newRouter(t)
+	ctx := context.Background()
+	cycle := func(cfg bgp.PeerConfig, want bgp.State) {
+		t.Helper()
+		st := &statuses{}
+		s, err := r.Open(ctx, cfg, st.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routed := func() bool { _, ok := rt.routes(t, familyV4)["192.168.50.50/32"]; return ok }
+		if want == bgp.StateEstablished {
+			waitState(t, st, want)
+			if err := s.Advertise(ctx, bgp.Path{Prefix: netip.MustParsePrefix("192.168.50.50/32")}); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 10*time.Second, "route at the router", func() (bool, string) { return routed(), "" })
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Also keeps the next Open's StartBgp from racing with the router still handling this
+		// session (GoBGP's package-level route selection options; see docs/bgp.md, Limits).
+		testenv.Eventually(t, 10*time.Second, "route withdrawn", func() (bool, string) { return !routed(), "" })
+	}
+	refused := speakerCfg(rt, 64600)
+	refused.Port = uint16(freePort(t))
+	// The first cycles make the one server that all later sessions reuse.
+	cycle(speakerCfg(rt, 64600), bgp.StateEstablished)
+	cycle(refused, bgp.StateIdle)
+	goroutines, fds := settled(t)
+	for range 3 {
+		cycle(speakerCfg(rt, 64600), bgp.StateEstablished)
+		cycle(refused, bgp.StateIdle)
+	}
+	testenv.Eventually(t, 10*time.Second, "goroutines and file descriptors back to where they were", func() (bool, string) {
+		g, f := runtime.NumGoroutine(), openFDs(t)
+		return g <= goroutines && f <= fds, fmt.Sprintf("%d goroutines (were %d), %d fds (were %d)\n%s", g, goroutines, f, fds, stacks())
+	})
+	r.mu.Lock()
+	idle := len(r.idle)
+	r.mu.Unlock()
+	if idle != 1 {
+		t.Errorf("%d idle servers, want the one all sessions shared", idle)
+	}
+}
+
+// settled waits for the goroutine count to stop moving and returns it with the open files.
+func settled(t *testing.T) (int, int) {
+	t.Helper()
+	last, stable := -1, 0
+	for stable < 5 {
+		time.Sleep(100 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+	}
+	return last, openFDs(t)
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }

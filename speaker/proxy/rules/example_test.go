@@ -44,13 +44,18 @@ func ExampleGenerate() {
 		fmt.Println(err)
 		return
 	}
+	// The ClusterIP dispatches to the shared chain that picks one of two
+	// endpoints; the endpoint map holds the Service's two buckets.
 	for _, line := range strings.Split(nft.Dump(), "\n") {
-		if strings.Contains(line, "dnat to") || strings.HasPrefix(line, "add element ip ironlb service-ips") {
+		if strings.HasPrefix(line, "add rule ip ironlb pick-cluster-2 ") ||
+			strings.HasPrefix(line, "add element ip ironlb service-ips") ||
+			strings.HasPrefix(line, "add element ip ironlb cluster-endpoints") {
 			fmt.Println(line)
 		}
 	}
 	// Output:
-	// add rule ip ironlb svc-e47rcfaympwnqy3o meta l4proto tcp numgen random mod 2 == 0 dnat to 10.244.1.2:8080
-	// add rule ip ironlb svc-e47rcfaympwnqy3o meta l4proto tcp dnat to 10.244.2.2:8080
-	// add element ip ironlb service-ips { 10.96.0.10 . tcp . 80 : goto svc-e47rcfaympwnqy3o }
+	// add rule ip ironlb pick-cluster-2 dnat to ip daddr . meta l4proto . th dport . numgen random mod 2 map @cluster-endpoints
+	// add element ip ironlb cluster-endpoints { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.2 . 8080 }
+	// add element ip ironlb cluster-endpoints { 10.96.0.10 . tcp . 80 . 1 : 10.244.2.2 . 8080 }
+	// add element ip ironlb service-ips { 10.96.0.10 . tcp . 80 : goto pick-cluster-2 }
 }

@@ -147,3 +147,13 @@ func load(t testing.TB, cfg Config, ports []ServicePort) *knftables.Fake {
 	}
 	return fake
 }
+
+// withMaxPick lowers (or raises) the endpoint count the shared pick chains
+// cover for one test, so that the same Services exercise both ways of
+// picking an endpoint: a shared pick chain and a port's own chain.
+func withMaxPick(t testing.TB, n int) {
+	t.Helper()
+	old := maxPick
+	maxPick = n
+	t.Cleanup(func() { maxPick = old })
+}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -111,13 +112,20 @@ func TestFlows(t *testing.T) {
 		{"pod to a non-Service address -> untouched", tcp(podOnA, ip("10.244.2.99"), 80, net), "ACCEPT"},
 	}
 
-	fake := load(t, testConfig(knftables.IPv4Family), clusterPorts())
-	tr := newTracer(t, fake, knftables.IPv4Family, nodeALAddrs)
-	for _, f := range flows {
-		t.Run(f.name, func(t *testing.T) {
-			tr.t = t
-			if got := tr.trace(f.pkt); got != f.want {
-				t.Errorf("got  %s\nwant %s", got, f.want)
+	// Each flow twice: endpoints picked by the shared pick chains, and by
+	// chains of the Service's own (more endpoints than maxPick).
+	for _, pickMax := range []int{maxPick, 1} {
+		t.Run(fmt.Sprintf("maxPick=%d", pickMax), func(t *testing.T) {
+			withMaxPick(t, pickMax)
+			fake := load(t, testConfig(knftables.IPv4Family), clusterPorts())
+			tr := newTracer(t, fake, knftables.IPv4Family, nodeALAddrs)
+			for _, f := range flows {
+				t.Run(f.name, func(t *testing.T) {
+					tr.t = t
+					if got := tr.trace(f.pkt); got != f.want {
+						t.Errorf("got  %s\nwant %s", got, f.want)
+					}
+				})
 			}
 		})
 	}
@@ -145,17 +153,22 @@ func TestFlowsIPv6(t *testing.T) {
 		{"IPv6 node to NodePort on ::1 -> no match", tcp(ip("::1"), ip("::1"), 30080, fromNode), "ACCEPT"},
 		{"IPv6 client to single-stack IPv4 Service's NodePort -> no rules in ip6", tcp(outside6, nodeA6, 30082, fromNetwork), "ACCEPT"},
 	}
-	fake := load(t, testConfig(knftables.IPv6Family), clusterPorts())
-	tr := newTracer(t, fake, knftables.IPv6Family, nodeALAddrs)
-	for _, f := range flows {
-		t.Run(f.name, func(t *testing.T) {
-			tr.t = t
-			if got := tr.trace(f.pkt); got != f.want {
-				t.Errorf("got  %s\nwant %s", got, f.want)
+	for _, pickMax := range []int{maxPick, 1} {
+		t.Run(fmt.Sprintf("maxPick=%d", pickMax), func(t *testing.T) {
+			withMaxPick(t, pickMax)
+			fake := load(t, testConfig(knftables.IPv6Family), clusterPorts())
+			tr := newTracer(t, fake, knftables.IPv6Family, nodeALAddrs)
+			for _, f := range flows {
+				t.Run(f.name, func(t *testing.T) {
+					tr.t = t
+					if got := tr.trace(f.pkt); got != f.want {
+						t.Errorf("got  %s\nwant %s", got, f.want)
+					}
+				})
+			}
+			if dump := fake.Dump(); strings.Contains(dump, "10.96.0.") || strings.Contains(dump, "192.168.") {
+				t.Errorf("ip6 table contains IPv4 addresses:\n%s", dump)
 			}
 		})
-	}
-	if dump := fake.Dump(); strings.Contains(dump, "10.96.0.") || strings.Contains(dump, "192.168.") {
-		t.Errorf("ip6 table contains IPv4 addresses:\n%s", dump)
 	}
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,7 +25,7 @@ import (
 // conflict the API server should have prevented; the first in key order
 // wins.
 func Generate(tx *knftables.Transaction, cfg Config, ports []ServicePort) error {
-	_, err := full(tx, cfg, ports)
+	_, err := Recreate(tx, cfg, ports)
 	return err
 }
 
@@ -34,7 +35,9 @@ type chainOut struct {
 	rules         []string
 }
 
-// elemOut is one element of a table-wide set (value nil) or verdict map.
+// elemOut is one element of a table-wide set (value nil) or map. Full
+// syncs make hundreds of thousands: its strings are shared where they can
+// be (claims, endpoint values).
 type elemOut struct {
 	container string
 	isMap     bool
@@ -44,17 +47,24 @@ type elemOut struct {
 	// belongs to: when two ports claim the same one, the first in key order
 	// keeps every element of that claim.
 	claim string
-	// id identifies the element within the table: container and key.
-	id string
 }
 
-func newElem(container string, isMap bool, claim string, key []string, value string) elemOut {
-	e := elemOut{container: container, isMap: isMap, key: key, claim: claim,
-		id: container + "\x00" + strings.Join(key, "\x00")}
-	if value != "" {
-		e.value = []string{value}
+func newElem(container string, isMap bool, claim string, key []string, value ...string) elemOut {
+	return elemOut{container: container, isMap: isMap, key: key, claim: claim, value: value}
+}
+
+// sameID reports whether e and o are the same element of the table
+// (container and key), whatever their values.
+func (e *elemOut) sameID(o *elemOut) bool {
+	return e.container == o.container && slices.Equal(e.key, o.key)
+}
+
+// compareID orders elements by container, then key.
+func compareID(a, b elemOut) int {
+	if c := strings.Compare(a.container, b.container); c != 0 {
+		return c
 	}
-	return e
+	return slices.Compare(a.key, b.key)
 }
 
 func (e *elemOut) object() *knftables.Element {
@@ -69,7 +79,7 @@ func (e *elemOut) object() *knftables.Element {
 
 // portOut is everything one Service port puts into the table.
 type portOut struct {
-	chains []chainOut
+	chains []chainOut       // sessionAffinity or more than maxPick endpoints only
 	sets   []*knftables.Set // sessionAffinity memory
 	elems  []elemOut
 }
@@ -98,13 +108,10 @@ func (g *generator) servicePort(p *plan) portOut {
 	g.out = &portOut{}
 	g.affinitySets(p)
 	if p.needsSvcChain() {
-		g.endpointChain(p, p.svcChain, "cluster", p.cluster, !p.internalLocal)
+		g.endpointChain(p, p.svcChain, "cluster", p.cluster)
 	}
 	if p.needsLocChain() {
-		g.endpointChain(p, p.locChain, "local", p.local, p.internalLocal)
-	}
-	if p.needsExtChain() {
-		g.externalChain(p)
+		g.endpointChain(p, p.locChain, "local", p.local)
 	}
 	g.elements(p)
 	out := *g.out
@@ -115,10 +122,13 @@ func (g *generator) servicePort(p *plan) portOut {
 // affinitySets adds one sessionAffinity set per endpoint: the clients
 // recently sent there.
 func (g *generator) affinitySets(p *plan) {
+	if p.affinity == 0 {
+		return
+	}
 	seen := make(map[netip.AddrPort]bool, len(p.cluster))
 	for _, eps := range [][]endpoint{p.cluster, p.local} {
 		for _, ep := range eps {
-			if ep.affinity == "" || seen[ep.addr] {
+			if seen[ep.addr] {
 				continue
 			}
 			seen[ep.addr] = true
@@ -130,24 +140,14 @@ func (g *generator) affinitySets(p *plan) {
 	}
 }
 
-// endpointChain writes a chain that DNATs evenly to eps: rule i picks
+// endpointChain writes a Service port's own chain, for sessionAffinity or
+// more than maxPick endpoints: clients remembered by an endpoint's
+// affinity set go back to it; the others are spread evenly, rule i picking
 // endpoint i with probability 1/(n-i) given the rules before it did not
-// match, so each endpoint gets 1/n. Only the first packet of a connection
-// reaches it (nat chains), so n rules cost little, and unlike an inline
-// numgen verdict map there is no set per Service: the kernel and nft walk
-// every set and chain of the table on each transaction, see doc.go.
-//
-// internal marks the chain ClusterIP traffic lands in: it masquerades
-// sources outside the pod CIDRs (off-cluster clients, the node itself),
-// matched on the ClusterIP so external traffic passing through keeps its
-// source.
-func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint, internal bool) {
+// match (and remembered, with affinity). Other ports need none of this:
+// they share the pick chains.
+func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint) {
 	g.chain(name, p.key+" "+policy+" endpoints")
-	if internal && g.podCIDRs {
-		for _, cip := range p.clusterIPs {
-			g.rule(name, g.f.ip, "daddr", cip.String(), g.f.ip, "saddr != @"+setPodCIDRs, "jump", chainMarkForMasquerade)
-		}
-	}
 	proto := "meta l4proto " + p.proto.String()
 	dnat := func(ep endpoint) string {
 		if ep.affinity == "" {
@@ -155,10 +155,9 @@ func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint, 
 		}
 		return "update @" + ep.affinity + " { " + g.f.ip + " saddr } dnat to " + ep.addr.String()
 	}
-	// Clients pinned by sessionAffinity go back to their endpoint first.
 	for _, ep := range eps {
 		if ep.affinity != "" {
-			g.rule(name, proto, g.f.ip, "saddr @"+ep.affinity, dnat(ep))
+			g.rule(name, proto, g.f.ip, "saddr @"+ep.affinity, "dnat to", ep.addr.String())
 		}
 	}
 	for i, ep := range eps {
@@ -170,90 +169,111 @@ func (g *generator) endpointChain(p *plan, name, policy string, eps []endpoint, 
 	}
 }
 
-// externalChain writes the eTP Local entry chain for LoadBalancer IPs,
-// externalIPs and the NodePort: in-cluster sources may use any endpoint
-// (short-circuit); the node itself is masqueraded as for a ClusterIP.
-// Others keep their source address and only reach local endpoints.
-func (g *generator) externalChain(p *plan) {
-	name := p.extChain
-	g.chain(name, p.key+" external")
-	if g.podCIDRs {
-		g.rule(name, g.f.ip, "saddr @"+setPodCIDRs, "goto", p.svcChain)
+// target returns the verdict that sends the connections of one key (an
+// address . protocol . port, or a NodePort's protocol . port) to the
+// endpoints of policy, and adds what it needs: the port's own chain (with
+// affinity or more than maxPick endpoints), or else the key's entries in
+// the endpoint map a shared pick chain draws from, one per bucket.
+func (g *generator) target(p *plan, policy policyEndpoints, nodePort bool, claim string, key []string) string {
+	eps, kind, own := p.cluster, pickCluster, p.svcChain
+	if policy == localEndpoints {
+		eps, kind, own = p.local, pickLocal, p.locChain
 	}
-	g.rule(name, "fib saddr type local jump", chainMarkForMasquerade)
-	g.rule(name, "fib saddr type local goto", p.svcChain)
-	if len(p.local) > 0 {
-		g.rule(name, "goto", p.locChain)
+	if p.ownChain(eps) {
+		return "goto " + own
 	}
-	// No local endpoint: fall through un-NATed; endpoints-check drops.
+	if nodePort {
+		kind += pickNodePortCluster
+	}
+	// One backing array for the keys of all buckets: at 10k Services a full
+	// sync makes 250k of them.
+	keys := make([]string, 0, (len(key)+1)*len(eps))
+	for b, ep := range eps {
+		keys = append(append(keys, key...), strconv.Itoa(b))
+		k := keys[len(keys)-len(key)-1 : len(keys) : len(keys)]
+		g.out.elems = append(g.out.elems, elemOut{container: kind.endpointMap(), isMap: true, claim: claim, key: k, value: ep.value})
+	}
+	return "goto " + pickChain(kind, len(eps))
 }
 
 // elements lists the port's entries in the table-wide maps and sets, each
 // with the claim that decides conflicts between ports.
 func (g *generator) elements(p *plan) {
+	// Sized once: a full sync makes 300k elements at 10k Services, and
+	// growing the slice showed in profiles.
+	keys := len(p.clusterIPs) + len(p.external) + 1
+	g.out.elems = make([]elemOut, 0, keys*(3+len(p.cluster)+len(p.local))+len(p.cluster)+len(p.local)+len(p.firewalled)*(1+len(p.allow)))
 	proto, port := p.proto.String(), strconv.Itoa(int(p.port))
-	add := func(container string, isMap bool, claim string, key []string, value string) {
-		g.out.elems = append(g.out.elems, newElem(container, isMap, claim, key, value))
+	add := func(container string, isMap bool, claim string, key []string, value ...string) {
+		g.out.elems = append(g.out.elems, newElem(container, isMap, claim, key, value...))
+	}
+	// apply writes route r of one key into the maps named by the last
+	// arguments: dispatch, short-circuit, filter.
+	apply := func(r route, nodePort bool, claim string, key []string, dispatch, short, filter string) {
+		if r.shortCircuit != none {
+			add(short, true, claim, key, g.target(p, r.shortCircuit, nodePort, claim, key))
+		}
+		if r.dispatch != none {
+			add(dispatch, true, claim, key, g.target(p, r.dispatch, nodePort, claim, key))
+		}
+		if r.filter != "" {
+			add(filter, true, claim, key, r.filter)
+		}
 	}
 	// An address listed twice (a ClusterIP also given as externalIP) keeps
 	// its first verdict: two values for one map key would fail the
 	// transaction.
 	seen := make(map[netip.Addr]bool, len(p.clusterIPs)+len(p.external))
-	addr := func(a netip.Addr, dispatch, filter string) {
+	internal := p.internalRoute()
+	for _, a := range p.clusterIPs {
 		if seen[a] {
-			return
+			continue
 		}
 		seen[a] = true
 		key := []string{a.String(), proto, port}
 		claim := "ip " + strings.Join(key, " ")
-		if dispatch != "" {
-			add(mapServiceIPs, true, claim, key, dispatch)
+		if internal.dispatch != none {
+			add(setClusterIPs, false, claim, key)
 		}
-		if filter != "" {
-			add(mapNoEndpointServices, true, claim, key, filter)
-		}
+		apply(internal, false, claim, key, mapServiceIPs, mapShortCircuit, mapNoEndpointServices)
 	}
-	dispatch, filter := p.internalVerdict()
-	for _, a := range p.clusterIPs {
-		addr(a, dispatch, filter)
-	}
-	dispatch, filter = p.externalVerdict()
-	masq := dispatch != "" && !p.externalLocal
+	external := p.externalRoute()
+	masq := external.dispatch != none && !p.externalLocal
 	for _, a := range p.external {
-		if masq && !seen[a] {
-			key := []string{a.String(), proto, port}
-			add(setExternalMasq, false, "ip "+strings.Join(key, " "), key, "")
+		if seen[a] {
+			continue
 		}
-		addr(a, dispatch, filter)
+		seen[a] = true
+		key := []string{a.String(), proto, port}
+		claim := "ip " + strings.Join(key, " ")
+		if masq {
+			add(setExternalMasq, false, claim, key)
+		}
+		apply(external, false, claim, key, mapServiceIPs, mapShortCircuit, mapNoEndpointServices)
 	}
 	if p.nodePort != 0 {
 		key := []string{proto, strconv.Itoa(int(p.nodePort))}
 		claim := "nodeport " + strings.Join(key, " ")
 		if masq {
-			add(setNodePortMasq, false, claim, key, "")
+			add(setNodePortMasq, false, claim, key)
 		}
-		if dispatch != "" {
-			add(mapServiceNodePorts, true, claim, key, dispatch)
-		}
-		if filter != "" {
-			add(mapNoEndpointNodePorts, true, claim, key, filter)
-		}
+		apply(external, true, claim, key, mapServiceNodePorts, mapNodePortShortCircuit, mapNoEndpointNodePorts)
 	}
 	hairpin := make(map[netip.Addr]bool, len(p.cluster))
 	for _, eps := range [][]endpoint{p.cluster, p.local} {
 		for _, ep := range eps {
 			if a := ep.addr.Addr(); !hairpin[a] {
 				hairpin[a] = true
-				add(setHairpin, false, "hairpin "+a.String(), []string{a.String(), a.String()}, "")
+				add(setHairpin, false, "hairpin "+a.String(), []string{a.String(), a.String()})
 			}
 		}
 	}
 	for _, a := range p.firewalled {
 		key := []string{a.String(), proto, port}
 		claim := "ip " + strings.Join(key, " ")
-		add(setFirewallIPs, false, claim, key, "")
+		add(setFirewallIPs, false, claim, key)
 		for _, src := range p.allow {
-			add(setFirewallAllow, false, claim, append(key[:3:3], src.String()), "")
+			add(setFirewallAllow, false, claim, append(key[:3:3], src.String()))
 		}
 	}
 }
@@ -265,10 +285,10 @@ func skeletonElements(f family, cfg Config) []elemOut {
 		if a.IsLoopback() {
 			continue
 		}
-		out = append(out, newElem(setNodePortIPs, false, "", []string{a.String()}, ""))
+		out = append(out, newElem(setNodePortIPs, false, "", []string{a.String()}))
 	}
 	for _, p := range prefixesOf(f, cfg.PodCIDRs) {
-		out = append(out, newElem(setPodCIDRs, false, "", []string{p.String()}, ""))
+		out = append(out, newElem(setPodCIDRs, false, "", []string{p.String()}))
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -33,13 +34,14 @@ const (
 	chainReject            = "reject-chain"
 )
 
-// Names of the fixed sets and verdict maps. There is no per-Service map: the
-// per-packet lookup is one hash lookup in serviceIPs or serviceNodePorts.
+// Names of the fixed sets and maps. There is no per-Service map or chain:
+// the per-packet lookups are hash lookups in these.
 const (
-	// mapServiceIPs: addr . proto . port -> goto a Service chain, for
-	// ClusterIPs, LoadBalancer IPs and externalIPs.
+	// mapServiceIPs: addr . proto . port -> goto a pick chain (or a
+	// Service's affinity chain), for ClusterIPs, LoadBalancer IPs and
+	// externalIPs.
 	mapServiceIPs = "service-ips"
-	// mapServiceNodePorts: proto . port -> goto an external chain.
+	// mapServiceNodePorts: proto . port -> the same for NodePorts.
 	mapServiceNodePorts = "service-nodeports"
 	// mapNoEndpointServices / mapNoEndpointNodePorts: the filter-side verdict
 	// (goto reject-chain, or drop) for traffic that nat did not DNAT.
@@ -65,14 +67,60 @@ const (
 	// source prefix.
 	setFirewallIPs   = "firewall-ips"
 	setFirewallAllow = "firewall-allow"
+	// setClusterIPs: addr . proto . port of ClusterIPs with endpoints.
+	// Traffic to them from outside the pod CIDRs (an off-cluster client, the
+	// node itself) is masqueraded, so the answer comes back through here.
+	setClusterIPs = "cluster-ips"
+
+	// mapShortCircuit / mapNodePortShortCircuit: for eTP Local addresses
+	// and NodePorts, the verdict (goto a cluster pick chain) for sources in
+	// the cluster (pods, the node itself): they may use any endpoint.
+	mapShortCircuit         = "short-circuit"
+	mapNodePortShortCircuit = "nodeport-short-circuit"
+
+	// Endpoint maps: addr . proto . port . bucket (or proto . port . bucket
+	// for NodePorts) -> endpoint address . port. A pick chain computes the
+	// bucket as numgen random mod n, n being the number of endpoints the
+	// key has in that map, so each endpoint gets 1/n of the connections.
+	// The cluster maps hold usable endpoints anywhere, the local maps those
+	// on this node.
+	mapClusterEndpoints         = "cluster-endpoints"
+	mapLocalEndpoints           = "local-endpoints"
+	mapNodePortClusterEndpoints = "nodeport-cluster-endpoints"
+	mapNodePortLocalEndpoints   = "nodeport-local-endpoints"
 )
 
-// Per-Service-port chain and set name prefixes. The rest of the name is a
-// hash, see hashedName.
+// pickKind is one of the four endpoint maps a pick chain draws from.
+type pickKind uint8
+
+const (
+	pickCluster pickKind = iota
+	pickLocal
+	pickNodePortCluster
+	pickNodePortLocal
+)
+
+// endpointMap returns the endpoint map k draws from.
+func (k pickKind) endpointMap() string {
+	return [...]string{mapClusterEndpoints, mapLocalEndpoints, mapNodePortClusterEndpoints, mapNodePortLocalEndpoints}[k]
+}
+
+// nodePort reports whether k's keys are proto . port (no address).
+func (k pickKind) nodePort() bool { return k == pickNodePortCluster || k == pickNodePortLocal }
+
+// pickChain names the shared chain that picks one of n endpoints from k's
+// map: one per kind and count up to maxPick, whatever the number of
+// Services.
+func pickChain(k pickKind, n int) string {
+	return "pick-" + strings.TrimSuffix(k.endpointMap(), "-endpoints") + "-" + strconv.Itoa(n)
+}
+
+// Per-Service-port chain and set name prefixes, for Services with
+// sessionAffinity only (the others share the pick chains). The rest of the
+// name is a hash, see hashedName.
 const (
 	prefixService  = "svc-" // all usable endpoints (cluster policy)
 	prefixLocal    = "loc-" // endpoints on this node (local policy)
-	prefixExternal = "ext-" // eTP Local entry for LB IPs, externalIPs and NodePorts
 	prefixAffinity = "aff-" // sessionAffinity ClientIP memory of one endpoint
 )
 

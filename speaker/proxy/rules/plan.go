@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -30,66 +31,96 @@ type plan struct {
 	cluster []endpoint // usable endpoints anywhere
 	local   []endpoint // usable endpoints on this node
 
-	svcChain, locChain, extChain string
+	// svcChain and locChain are the Service port's own chains, used only
+	// with sessionAffinity (its per-endpoint memory needs rules of its own)
+	// or more endpoints than the pick chains cover; other ports share the
+	// pick chains.
+	svcChain, locChain string
 }
+
+// maxPick is the largest endpoint count the shared pick chains cover (one
+// chain per count and endpoint map, 4 x maxPick chains). A port with more
+// endpoints gets chains of its own with a rule per endpoint. A variable
+// so tests can lower it.
+var maxPick = 32
+
+// ownChain reports whether the port sends to eps through a chain of its
+// own rather than a shared pick chain.
+func (p *plan) ownChain(eps []endpoint) bool { return p.affinity > 0 || len(eps) > maxPick }
 
 type endpoint struct {
 	addr     netip.AddrPort
 	affinity string // aff-… set, "" without sessionAffinity
+	// value is the endpoint as an endpoint-map value (address, port),
+	// computed once and shared by the elements of every key.
+	value []string
 }
 
 // hasExternal reports whether anything outside the ClusterIP is exposed.
 func (p *plan) hasExternal() bool { return len(p.external) > 0 || p.nodePort != 0 }
 
-// needsSvcChain: the cluster-wide endpoint chain serves ClusterIP traffic
-// (iTP Cluster), external traffic (eTP Cluster) and short-circuited
-// in-cluster traffic to external addresses (eTP Local).
+// needsSvcChain: the port's own cluster-wide endpoint chain serves
+// ClusterIP traffic (iTP Cluster), external traffic (eTP Cluster) and
+// short-circuited in-cluster traffic to external addresses (eTP Local).
 func (p *plan) needsSvcChain() bool {
-	return len(p.cluster) > 0 && (!p.internalLocal || p.hasExternal())
+	return len(p.cluster) > 0 && p.ownChain(p.cluster) && (!p.internalLocal || p.hasExternal())
 }
 
-// needsLocChain: the node-local endpoint chain.
+// needsLocChain: the port's own node-local endpoint chain.
 func (p *plan) needsLocChain() bool {
-	return len(p.local) > 0 && (p.internalLocal || (p.hasExternal() && p.externalLocal))
+	return len(p.local) > 0 && p.ownChain(p.local) && (p.internalLocal || (p.hasExternal() && p.externalLocal))
 }
 
-// needsExtChain: only eTP Local needs an entry chain of its own (the source
-// decides between local and cluster endpoints); eTP Cluster external
-// traffic is marked for masquerade by the services chain and goes straight
-// to the cluster chain.
-func (p *plan) needsExtChain() bool { return len(p.cluster) > 0 && p.hasExternal() && p.externalLocal }
+// route is what one address . protocol . port (or NodePort) of a Service
+// port gets: the dispatch verdict for its connections, the verdict for
+// in-cluster sources of eTP Local addresses (shortCircuit), and the filter
+// verdict for what nat leaves alone. A local or cluster value means "send
+// to these endpoints"; the generator turns it into a pick chain or an
+// affinity chain.
+type route struct {
+	dispatch, shortCircuit policyEndpoints
+	filter                 string
+}
 
-// internalVerdict is what ClusterIP traffic gets in the service-ips map
-// (dispatch != "") or in the no-endpoint-services map (filter != "").
-// Follows kube-proxy: no endpoints at all rejects; iTP Local without a
-// local endpoint drops.
-func (p *plan) internalVerdict() (dispatch, filter string) {
+// policyEndpoints selects the endpoints a verdict sends to.
+type policyEndpoints uint8
+
+const (
+	none policyEndpoints = iota
+	clusterEndpoints
+	localEndpoints
+)
+
+// internalRoute is what a ClusterIP gets. Follows kube-proxy: no endpoints
+// at all rejects; iTP Local without a local endpoint drops.
+func (p *plan) internalRoute() route {
 	switch {
 	case len(p.cluster) == 0:
-		return "", verdictReject
+		return route{filter: verdictReject}
 	case !p.internalLocal:
-		return "goto " + p.svcChain, ""
+		return route{dispatch: clusterEndpoints}
 	case len(p.local) == 0:
-		return "", verdictDrop
+		return route{filter: verdictDrop}
 	default:
-		return "goto " + p.locChain, ""
+		return route{dispatch: localEndpoints}
 	}
 }
 
-// externalVerdict is the same for LoadBalancer IPs, externalIPs and the
-// NodePort. With eTP Local and no local endpoint both are set: in-cluster
-// sources are short-circuited by the external chain (and DNATed), everything
-// else falls through nat untouched and is dropped by the filter check.
-func (p *plan) externalVerdict() (dispatch, filter string) {
+// externalRoute is the same for LoadBalancer IPs, externalIPs and the
+// NodePort. With eTP Local, in-cluster sources (pods, the node) may use any
+// endpoint; other sources only local ones, and without a local endpoint
+// their traffic falls through nat untouched and is dropped by the filter
+// check.
+func (p *plan) externalRoute() route {
 	switch {
 	case len(p.cluster) == 0:
-		return "", verdictReject
+		return route{filter: verdictReject}
 	case !p.externalLocal:
-		return "goto " + p.svcChain, ""
+		return route{dispatch: clusterEndpoints}
 	case len(p.local) == 0:
-		return "goto " + p.extChain, verdictDrop
+		return route{shortCircuit: clusterEndpoints, filter: verdictDrop}
 	default:
-		return "goto " + p.extChain, ""
+		return route{shortCircuit: clusterEndpoints, dispatch: localEndpoints}
 	}
 }
 
@@ -119,9 +150,6 @@ func makePlan(f family, cfg Config, sp *ServicePort) plan {
 		externalLocal: sp.ExternalLocal,
 		internalLocal: sp.InternalLocal,
 		affinity:      sp.AffinityTimeout,
-		svcChain:      hashedName(prefixService, f.nft, key),
-		locChain:      hashedName(prefixLocal, f.nft, key),
-		extChain:      hashedName(prefixExternal, f.nft, key),
 	}
 	if len(sp.SourceRanges) > 0 {
 		p.firewalled = addrsOf(f, sp.LoadBalancerIPs)
@@ -135,6 +163,13 @@ func makePlan(f family, cfg Config, sp *ServicePort) plan {
 	local := usableEndpoints(f, sp.Endpoints, func(e Endpoint) bool { return e.Node == cfg.Node })
 	p.cluster = p.endpoints(f, usable, nil)
 	p.local = p.endpoints(f, local, p.cluster)
+	// Hashed only for ports that have chains of their own.
+	if p.ownChain(p.cluster) {
+		p.svcChain = hashedName(prefixService, f.nft, key)
+	}
+	if p.ownChain(p.local) {
+		p.locChain = hashedName(prefixLocal, f.nft, key)
+	}
 	return p
 }
 
@@ -148,7 +183,7 @@ func (p *plan) endpoints(f family, addrs []netip.AddrPort, known []endpoint) []e
 			eps[i] = known[j]
 			continue
 		}
-		eps[i] = endpoint{addr: ap}
+		eps[i] = endpoint{addr: ap, value: []string{ap.Addr().String(), strconv.Itoa(int(ap.Port()))}}
 		if p.affinity > 0 {
 			// The timeout is part of the name: a set's timeout cannot be
 			// changed in place, so a new timeout is a new set.

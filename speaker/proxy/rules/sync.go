@@ -50,27 +50,36 @@ func (s *State) CanUpdate(cfg Config) bool {
 	return err == nil && s != nil && configEqual(s.cfg, n)
 }
 
-// Recreate writes into tx a full sync: the table is deleted and added again
-// in the same transaction (atomic for the kernel) and filled from ports; it
+// Recreate writes into tx a full sync as one transaction: the table is
+// deleted and added again (atomic for the kernel) and filled from ports; it
 // returns the State the kernel holds once tx ran. Nothing of the old table
-// stays: leftovers of a crashed speaker go, and so does sessionAffinity
-// memory. (Flushing and refilling every chain in place would keep that
-// memory, but at 10k Services nft takes ten times longer for it, and
-// listing the leftovers longer still; docs/performance.md.) The ports are
-// kept by the returned State: do not modify them afterwards.
+// stays, sessionAffinity memory included. nft parses the elements of a large
+// table slowly (15 s of CPU at 10k Services x 10 endpoints), so the speaker
+// writes full syncs in parts with Rebuild when it can; Recreate serves
+// knftables' fake and is the reference the parts are tested against. The
+// ports are kept by the returned State: do not modify them afterwards.
 func Recreate(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
-	return full(tx, cfg, ports)
-}
-
-func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, error) {
-	f, err := validate(cfg, ports)
+	st, t, err := Rebuild(cfg, ports)
 	if err != nil {
 		return nil, err
+	}
+	t.WriteAll(tx)
+	return st, nil
+}
+
+// Rebuild computes the whole table for cfg and ports, to be written by a
+// full sync in parts (Table.WriteStructure, Table.Bulk, Table.WriteCleanup),
+// and returns the State the kernel holds once all parts are written. The
+// ports are kept by the returned State: do not modify them afterwards.
+func Rebuild(cfg Config, ports []ServicePort) (*State, *Table, error) {
+	f, err := validate(cfg, ports)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg, _ = normalize(cfg)
 	order, err := sortedPorts(f, ports)
 	if err != nil {
-		return nil, fmt.Errorf("generate %s nftables rules: %w", cfg.Family, err)
+		return nil, nil, fmt.Errorf("generate %s nftables rules: %w", cfg.Family, err)
 	}
 	g := &generator{f: f, podCIDRs: len(cfg.PodCIDRs) > 0}
 	st := &State{cfg: cfg, ports: make(map[string]*portState, len(order)), claims: map[string][]string{}}
@@ -84,16 +93,24 @@ func full(tx *knftables.Transaction, cfg Config, ports []ServicePort) (*State, e
 			st.claims[c] = append(st.claims[c], kp.key)
 		}
 	}
-	elems := skeletonElements(f, cfg)
+	n := 0
+	for i := range outs {
+		n += len(outs[i].elems)
+	}
+	skeleton := skeletonElements(f, cfg)
+	elems := make([]*elemOut, 0, n+len(skeleton))
+	for i := range skeleton {
+		elems = append(elems, &skeleton[i])
+	}
 	for _, kp := range order {
-		for _, e := range st.ports[kp.key].elems {
-			if st.claims[e.claim][0] == kp.key {
-				elems = append(elems, e)
+		ps := st.ports[kp.key]
+		for i := range ps.elems {
+			if st.claims[ps.elems[i].claim][0] == kp.key {
+				elems = append(elems, &ps.elems[i])
 			}
 		}
 	}
-	writeAll(tx, f, outs, elems)
-	return st, nil
+	return st, &Table{f: f, podCIDRs: g.podCIDRs, outs: outs, elems: elems}, nil
 }
 
 // Partial writes into tx only what differs between prev and ports: chains

@@ -212,6 +212,7 @@ var (
 	reTerminal  = regexp.MustCompile(`^(drop|reject|reject with tcp reset|return)$`)
 	reUpdateAll = regexp.MustCompile(`^update @(\S+) \{ ip6? saddr \} `)
 	reDNATAll   = regexp.MustCompile(`^dnat to (\S+)$`)
+	reDNATMap   = regexp.MustCompile(`^dnat to (ip6? daddr \. )?meta l4proto \. th dport \. numgen random mod (\d+) map @(\S+)$`)
 )
 
 // run executes chain from rule index i; it returns the branches leaving the
@@ -242,6 +243,9 @@ func (tr *tracer) run(chain string, i int, st state) []state {
 // step executes the statement of rule i of chain, then the rest of the
 // chain as the statement's verb requires.
 func (tr *tracer) step(chain string, i int, rule, stmt string, st state) []state {
+	if m := reDNATMap.FindStringSubmatch(stmt); m != nil {
+		return tr.dnatMap(chain, i, rule, m, st)
+	}
 	verb, target, next := tr.statement(chain, rule, stmt, &st)
 	switch verb {
 	case "continue":
@@ -379,6 +383,55 @@ func (tr *tracer) statement(chain, rule, stmt string, st *state) (verb string, t
 	return "", nil, *st
 }
 
+// dnatMap follows every bucket of a "dnat to <key> . numgen random mod n
+// map @m" statement: a bucket with an element DNATs there; one without
+// leaves the rule unmatched (the chain goes on). A bucket at n or above is
+// a generator bug: unreachable, so some endpoint would never be chosen.
+func (tr *tracer) dnatMap(chain string, i int, rule string, m []string, st state) []state {
+	n, _ := strconv.Atoi(m[2])
+	if n < 1 {
+		tr.t.Fatalf("tracer: %q: numgen modulus below 1", rule)
+	}
+	var key []string
+	if m[1] != "" {
+		key = append(key, st.dst().String())
+	}
+	key = append(key, st.pkt.proto.String(), strconv.Itoa(int(st.pkt.dport)))
+	mp := tr.table.Maps[m[3]]
+	if mp == nil {
+		tr.t.Fatalf("tracer: no map %q", m[3])
+	}
+	if e := mp.FindElement(append(key[:len(key):len(key)], strconv.Itoa(n))...); e != nil {
+		tr.t.Fatalf("tracer: %q: map %s has bucket %d for %v, beyond the modulus", rule, m[3], n, key)
+	}
+	var out []state
+	missing := false
+	for b := range n {
+		e := mp.FindElement(append(key[:len(key):len(key)], strconv.Itoa(b))...)
+		if e == nil {
+			missing = true
+			continue
+		}
+		if len(e.Value) != 2 {
+			tr.t.Fatalf("tracer: map %s element %v: value %v is not address . port", m[3], e.Key, e.Value)
+		}
+		ap, err := netip.ParseAddrPort(netip.MustParseAddr(e.Value[0]).String() + ":" + e.Value[1])
+		if a := netip.MustParseAddr(e.Value[0]); a.Is6() {
+			ap, err = netip.ParseAddrPort("[" + a.String() + "]:" + e.Value[1])
+		}
+		if err != nil {
+			tr.t.Fatalf("tracer: map %s element %v: %v", m[3], e.Key, err)
+		}
+		next := st
+		next.dnat, next.verdict = ap, "accept"
+		out = append(out, next)
+	}
+	if missing {
+		out = append(out, tr.run(chain, i+1, st)...)
+	}
+	return out
+}
+
 func (tr *tracer) lookupMap(name string, key ...string) string {
 	m := tr.table.Maps[name]
 	if m == nil {
@@ -393,6 +446,9 @@ func (tr *tracer) lookupMap(name string, key ...string) string {
 // inSet looks key up in a set; the last field of an element may be a prefix
 // (interval sets). Affinity sets are answered from tr.memory.
 func (tr *tracer) inSet(name string, key []string) bool {
+	if m := tr.table.Maps[name]; m != nil { // a map's keys, as a set
+		return m.FindElement(key...) != nil
+	}
 	s := tr.table.Sets[name]
 	if s == nil {
 		tr.t.Fatalf("tracer: no set %q", name)

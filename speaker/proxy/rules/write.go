@@ -2,56 +2,12 @@ package rules
 
 import (
 	"slices"
-	"strings"
+	"strconv"
 
 	"sigs.k8s.io/knftables"
 )
 
-// writeAll writes a full sync: the table deleted and added again, the
-// skeleton, every port's chains and sets, and every element.
-func writeAll(tx *knftables.Transaction, f family, outs []portOut, elems []elemOut) {
-	table := &knftables.Table{Comment: comment("ironlb Service proxy")}
-	tx.Add(table)
-	tx.Delete(&knftables.Table{})
-	tx.Add(table)
-	fixed := fixedChains(f)
-	for _, c := range fixed {
-		ch := &knftables.Chain{Name: c.name}
-		if c.hook != "" {
-			ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
-		}
-		tx.Add(ch)
-	}
-	sets, maps := fixedSetsAndMaps(f)
-	for _, s := range sets {
-		tx.Add(s)
-	}
-	for _, m := range maps {
-		tx.Add(m)
-	}
-	for i := range outs {
-		for _, c := range outs[i].chains {
-			tx.Add(&knftables.Chain{Name: c.name, Comment: comment(c.comment)})
-		}
-		for _, s := range outs[i].sets {
-			tx.Add(s)
-		}
-	}
-	for _, c := range fixed {
-		for _, r := range c.rules {
-			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
-		}
-	}
-	for i := range outs {
-		for _, c := range outs[i].chains {
-			addRules(tx, &c)
-		}
-	}
-	for i := range elems {
-		tx.Add(elems[i].object())
-	}
-}
-
+// addRules writes c's rules, in order.
 func addRules(tx *knftables.Transaction, c *chainOut) {
 	for _, r := range c.rules {
 		tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
@@ -111,35 +67,59 @@ func (d *diff) port(old, cur *portOut) {
 	}
 }
 
+// pickChainOut is a shared pick chain and the endpoint map its rule reads.
+type pickChainOut struct {
+	chainOut
+	reads string
+}
+
+// pickChains returns the shared pick chains: one per endpoint map and
+// endpoint count up to maxPick. They never change, so partial syncs never
+// write them and full syncs in place keep them: nft 1.0.6 refuses a new
+// rule using one of the endpoint maps unless the map is created in the same
+// transaction (it misreads the map's "typeof" from the kernel, see
+// fixedSetsAndMaps).
+func pickChains(f family) []pickChainOut {
+	var out []pickChainOut
+	for _, k := range []pickKind{pickCluster, pickLocal, pickNodePortCluster, pickNodePortLocal} {
+		for n := 1; n <= maxPick; n++ {
+			out = append(out, pickChainOut{reads: k.endpointMap(), chainOut: chainOut{name: pickChain(k, n),
+				comment: "one of " + strconv.Itoa(n) + " from " + k.endpointMap(), rules: []string{pickRule(f, k, n)}}})
+		}
+	}
+	return out
+}
+
 // elements records the element changes of one claim from prev to next. A
 // changed value is a delete and an add: nft refuses to add a key with
 // another value.
 func (d *diff) elements(prev, next []elemOut) {
-	find := func(es []elemOut, id string) *elemOut {
+	find := func(es []elemOut, e *elemOut) *elemOut {
 		for i := range es {
-			if es[i].id == id {
+			if es[i].sameID(e) {
 				return &es[i]
 			}
 		}
 		return nil
 	}
-	for _, e := range prev {
-		if n := find(next, e.id); n == nil || !slices.Equal(n.value, e.value) {
-			d.delElems = append(d.delElems, e)
+	for i := range prev {
+		e := &prev[i]
+		if n := find(next, e); n == nil || !slices.Equal(n.value, e.value) {
+			d.delElems = append(d.delElems, *e)
 		}
 	}
-	for _, e := range next {
-		if p := find(prev, e.id); p == nil || !slices.Equal(p.value, e.value) {
-			d.addElems = append(d.addElems, e)
+	for i := range next {
+		e := &next[i]
+		if p := find(prev, e); p == nil || !slices.Equal(p.value, e.value) {
+			d.addElems = append(d.addElems, *e)
 		}
 	}
 }
 
 func (d *diff) write(tx *knftables.Transaction) {
 	// Sorted so that a transaction is reproducible (logs, tests).
-	byID := func(a, b elemOut) int { return strings.Compare(a.id, b.id) }
-	slices.SortFunc(d.delElems, byID)
-	slices.SortFunc(d.addElems, byID)
+	slices.SortFunc(d.delElems, compareID)
+	slices.SortFunc(d.addElems, compareID)
 	slices.Sort(d.goneChains)
 	slices.Sort(d.goneSets)
 
