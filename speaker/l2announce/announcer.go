@@ -1,9 +1,11 @@
 package l2announce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"sync"
@@ -100,6 +102,11 @@ type Announcer struct {
 	StartupGrace time.Duration
 	// Resync is the period of an unconditional sync (new interfaces, lost writes). Default 30s.
 	Resync time.Duration
+	// Settle is how long this node waits before answering for a VIP it wins from an owner that
+	// is still live (a Service or endpoint change moved it, or its home came back), so that the
+	// old owner, whose view may lag by a moment, has stopped first: two MACs never answer. A VIP
+	// whose owner is gone is taken at once. See settle.go. Default 1s.
+	Settle time.Duration
 
 	mu         sync.Mutex // guards responders against stopAll
 	responders map[string]*runningResponder
@@ -110,8 +117,11 @@ type Announcer struct {
 	announced  map[ifaceIP]bool
 	owned      map[string]VIP // by key, this node's VIPs at the last sync
 	lastConfig *config.Config
-	lastLive   map[string]bool // members at the last sync
-	everLive   map[string]bool // members seen alive since Start
+	lastLive   map[string]bool     // members at the last sync
+	lastOwners map[string]string   // VIP key -> owner in the last plan
+	pending    map[string]takeover // VIPs won from a live owner, waiting for Settle
+	settleNext time.Duration       // until the first pending takeover is due; 0: none
+	everLive   map[string]bool     // members seen alive since Start
 	events     *rate.Limiter
 	wg         sync.WaitGroup
 }
@@ -155,6 +165,9 @@ func (a *Announcer) Start(ctx context.Context) error {
 	if a.Resync == 0 {
 		a.Resync = defaultResync
 	}
+	if a.Settle == 0 {
+		a.Settle = defaultSettle
+	}
 	if a.ExcludedPrefixes == nil {
 		a.ExcludedPrefixes = ifaces.DefaultExcludedPrefixes
 	}
@@ -164,6 +177,8 @@ func (a *Announcer) Start(ctx context.Context) error {
 	a.announced = map[ifaceIP]bool{}
 	a.owned = map[string]VIP{}
 	a.everLive = map[string]bool{}
+	a.lastOwners = map[string]string{}
+	a.pending = map[string]takeover{}
 	a.events = rate.NewLimiter(eventPerSec, eventBurst)
 
 	trigger := make(chan struct{}, 1)
@@ -231,7 +246,11 @@ func (a *Announcer) Start(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		if d, ok := a.nextRestart(); ok {
+		d, ok := a.nextRestart()
+		if a.settleNext > 0 && (!ok || a.settleNext < d) {
+			d, ok = a.settleNext, true
+		}
+		if ok {
 			retry.Reset(d)
 		}
 	}
@@ -293,11 +312,15 @@ func (a *Announcer) sync(ctx context.Context) error {
 	}
 	eligible := a.eligible
 
+	won, err := a.settle(ctx, plan, in)
+	if err != nil {
+		return err
+	}
 	mine := map[string]VIP{}
 	perIface := map[string][]netip.Addr{}
 	where := map[string][]string{} // VIP key -> interfaces answered on
 	for _, v := range plan {
-		if v.Owner != a.NodeName {
+		if !won[v.Key] {
 			continue
 		}
 		mine[v.Key] = v
@@ -316,6 +339,69 @@ func (a *Announcer) sync(ctx context.Context) error {
 		return fmt.Errorf("list interfaces: %w", linkErr)
 	}
 	return a.writeStatuses(ctx, mine, where, in.Live, plan)
+}
+
+// settle returns the VIPs this node answers for now: those of the plan it owns, less the ones
+// newly won from a live owner whose Settle has not passed yet (break before make, settle.go).
+func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[string]bool, error) {
+	up := map[string]bool{}
+	for i := range in.Nodes {
+		if n := &in.Nodes[i]; in.Live[n.Name] && !networkUnavailable(n) {
+			up[n.Name] = true
+		}
+	}
+	out := map[string]bool{}
+	won := map[string]string{}
+	var statusOf map[types.NamespacedName]string // Service -> node of its ServiceL2Status, read if needed
+	for _, v := range plan {
+		if v.Owner != a.NodeName {
+			continue
+		}
+		if _, had := a.owned[v.Key]; had {
+			out[v.Key] = true
+			continue
+		}
+		from, known := a.lastOwners[v.Key]
+		if !known && statusOf == nil {
+			// Not in our last plan (this speaker just started, or the VIP is new): the status
+			// objects tell who answers now, if anyone.
+			var list v1beta1.ServiceL2StatusList
+			if err := a.Client.List(ctx, &list, client.InNamespace(a.Namespace)); err != nil {
+				return nil, fmt.Errorf("list ServiceL2Status in %s: %w", a.Namespace, err)
+			}
+			statusOf = map[types.NamespacedName]string{}
+			for _, st := range list.Items {
+				if node := st.Status.Node; node != "" && node != a.NodeName {
+					statusOf[types.NamespacedName{Namespace: st.Status.ServiceNamespace, Name: st.Status.ServiceName}] = node
+				}
+			}
+		}
+		if !known {
+			for _, s := range v.Services {
+				from = cmp.Or(from, statusOf[s])
+			}
+		}
+		if from == a.NodeName {
+			from = "" // pending since an earlier sync: admit remembers whom it is won from
+		}
+		won[v.Key] = from
+	}
+	waiting := maps.Clone(a.pending)
+	take, next := admit(time.Now(), won, up, a.pending, a.Settle)
+	for _, k := range take {
+		out[k] = true
+	}
+	for key, p := range a.pending {
+		if _, was := waiting[key]; !was {
+			a.Log.Info("Won from a live owner; waiting for it to stop before announcing", "vip", key, "owner", p.from, "settle", a.Settle)
+		}
+	}
+	a.settleNext = next
+	clear(a.lastOwners)
+	for _, v := range plan {
+		a.lastOwners[v.Key] = v.Owner
+	}
+	return out, nil
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in

@@ -1,0 +1,61 @@
+package l2announce
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestAdmit(t *testing.T) {
+	const settle = time.Second
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	up := map[string]bool{"node1": true, "node2": true}
+	for _, tc := range []struct {
+		name     string
+		now      time.Duration // after t0
+		won      map[string]string
+		up       map[string]bool
+		pending  map[string]takeover
+		take     []string
+		next     time.Duration
+		stillFor []string // keys pending afterwards
+	}{
+		{name: "nothing won", won: map[string]string{}, up: up},
+		{name: "nobody answered: at once", won: map[string]string{"ns/a": ""}, up: up, take: []string{"ns/a"}},
+		{name: "owner dead (not live): at once", won: map[string]string{"ns/a": "node3"}, up: up, take: []string{"ns/a"}},
+		{name: "owner live: waits the settle", won: map[string]string{"ns/a": "node2"}, up: up, next: settle, stillFor: []string{"ns/a"}},
+		{name: "owner live, halfway", now: 400 * time.Millisecond, won: map[string]string{"ns/a": ""}, up: up,
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}}, next: 600 * time.Millisecond, stillFor: []string{"ns/a"}},
+		{name: "owner live, settle over: taken", now: settle, won: map[string]string{"ns/a": ""}, up: up,
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}}, take: []string{"ns/a"}},
+		{name: "owner died while waiting: at once", now: 100 * time.Millisecond, won: map[string]string{"ns/a": ""}, up: map[string]bool{"node1": true},
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}}, take: []string{"ns/a"}},
+		{name: "the owner it is won from is the one remembered, not the later view", now: 100 * time.Millisecond, won: map[string]string{"ns/a": "node9"}, up: up,
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}}, next: 900 * time.Millisecond, stillFor: []string{"ns/a"}},
+		{name: "lost again while waiting: forgotten", now: 100 * time.Millisecond, won: map[string]string{}, up: up,
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}}},
+		{name: "mixed: earliest due first", now: 300 * time.Millisecond,
+			won: map[string]string{"ns/a": "", "ns/b": "node1", "ns/c": "node3", "ns/d": ""}, up: up,
+			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}, "ns/gone": {since: t0, from: "node2"}},
+			take:     []string{"ns/c", "ns/d"}, next: 700 * time.Millisecond, stillFor: []string{"ns/a", "ns/b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pending := maps.Clone(tc.pending)
+			if pending == nil {
+				pending = map[string]takeover{}
+			}
+			take, next := admit(t0.Add(tc.now), tc.won, tc.up, pending, settle)
+			slices.Sort(take)
+			if !slices.Equal(take, tc.take) {
+				t.Errorf("take %v, want %v", take, tc.take)
+			}
+			if next != tc.next {
+				t.Errorf("next %v, want %v", next, tc.next)
+			}
+			if got := slices.Sorted(maps.Keys(pending)); !slices.Equal(got, tc.stillFor) {
+				t.Errorf("pending %v, want %v", got, tc.stillFor)
+			}
+		})
+	}
+}
