@@ -120,7 +120,8 @@ type Announcer struct {
 	lastLive   map[string]bool     // members at the last sync
 	lastOwners map[string]string   // VIP key -> owner in the last plan
 	pending    map[string]takeover // VIPs won from a live owner, waiting for Settle
-	settleNext time.Duration       // until the first pending takeover is due; 0: none
+	healUntil  time.Time           // after a minority heal: every member seen counts as live until then
+	wake       time.Time           // when the next sync is due without a change (settle, heal, status grace); zero: none
 	everLive   map[string]bool     // members seen alive since Start
 	events     *rate.Limiter
 	wg         sync.WaitGroup
@@ -247,8 +248,8 @@ func (a *Announcer) Start(ctx context.Context) error {
 		}
 		backoff = 0
 		d, ok := a.nextRestart()
-		if a.settleNext > 0 && (!ok || a.settleNext < d) {
-			d, ok = a.settleNext, true
+		if !a.wake.IsZero() && (!ok || time.Until(a.wake) < d) {
+			d, ok = max(time.Until(a.wake), 0), true
 		}
 		if ok {
 			retry.Reset(d)
@@ -277,9 +278,14 @@ func (a *Announcer) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.wake = time.Time{}
 	in := Input{Config: cfg, LBClass: a.LBClass, Live: map[string]bool{}}
 	for _, m := range a.Members.Members() {
 		in.Live[m] = true
+	}
+	now := time.Now()
+	if heal(a.lastLive, in.Live, a.everLive) {
+		a.healUntil = now.Add(healHold)
 	}
 	for m := range in.Live {
 		if a.everLive[m] && !a.lastLive[m] {
@@ -292,6 +298,15 @@ func (a *Announcer) sync(ctx context.Context) error {
 		a.everLive[m] = true
 	}
 	a.lastLive = in.Live
+	if now.Before(a.healUntil) {
+		// See heal: the members still missing are most likely back too, only not yet in our
+		// view. Their VIPs are theirs until healHold has passed.
+		in.Live = maps.Clone(in.Live)
+		for m := range a.everLive {
+			in.Live[m] = true
+		}
+		a.wakeAt(a.healUntil)
+	}
 	var svcs corev1.ServiceList
 	var eps discoveryv1.EndpointSliceList
 	var nodes corev1.NodeList
@@ -396,12 +411,21 @@ func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[strin
 			a.Log.Info("Won from a live owner; waiting for it to stop before announcing", "vip", key, "owner", p.from, "settle", a.Settle)
 		}
 	}
-	a.settleNext = next
+	if next > 0 {
+		a.wakeAt(time.Now().Add(next))
+	}
 	clear(a.lastOwners)
 	for _, v := range plan {
 		a.lastOwners[v.Key] = v.Owner
 	}
 	return out, nil
+}
+
+// wakeAt makes the loop sync again at t at the latest.
+func (a *Announcer) wakeAt(t time.Time) {
+	if a.wake.IsZero() || t.Before(a.wake) {
+		a.wake = t
+	}
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in

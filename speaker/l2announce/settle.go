@@ -57,3 +57,31 @@ func admit(now time.Time, won map[string]string, up map[string]bool, pending map
 	}
 	return take, next
 }
+
+// healHold is how long a speaker that was cut off treats every member it has seen as live once
+// one of them comes back; see heal.
+const healHold = 3 * time.Second
+
+// heal reports whether this sync sees a partition heal on the minority side: a member seen
+// before is back (in live, not in last), and before that this speaker saw at most half of the
+// members it has ever seen (last vs ever).
+//
+// A speaker cut off from the others believes them dead and takes their VIPs, answering into its
+// cut link. When the link returns, memberlist brings the others back into its view one at a
+// time (each must refute its death), so for a moment it sees some back and not others, still
+// holds the VIPs of the missing ones while their owners answer them again on the LAN, and —
+// since a member came back — announces everything it holds: two MACs. So for healHold after
+// such a heal it counts every member it has seen as live: it gives their VIPs back at once and
+// announces only its own. The majority side, which did not lose most of its peers, is not
+// affected: there a returning member is just a member returning.
+func heal(last, live, ever map[string]bool) bool {
+	if 2*len(last) > len(ever) {
+		return false
+	}
+	for m := range live {
+		if ever[m] && !last[m] {
+			return true
+		}
+	}
+	return false
+}

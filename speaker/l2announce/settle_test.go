@@ -59,3 +59,34 @@ func TestAdmit(t *testing.T) {
 		})
 	}
 }
+
+func TestHeal(t *testing.T) {
+	set := func(names ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	ever := set("node1", "node2", "node3")
+	for _, tc := range []struct {
+		name       string
+		last, live map[string]bool
+		ever       map[string]bool
+		want       bool
+	}{
+		{name: "start-up: members seen for the first time", last: nil, live: set("node1", "node2"), ever: set(), want: false},
+		{name: "cut off alone, one member back", last: set("node1"), live: set("node1", "node2"), ever: ever, want: true},
+		{name: "cut off alone, all back at once", last: set("node1"), live: ever, ever: ever, want: true},
+		{name: "majority side: the cut node returns", last: set("node1", "node2"), live: ever, ever: ever, want: false},
+		{name: "alone, nobody back yet", last: set("node1"), live: set("node1"), ever: ever, want: false},
+		{name: "half of four counts as cut off", last: set("a", "b"), live: set("a", "b", "c"), ever: set("a", "b", "c", "d"), want: true},
+		{name: "alone, a newcomer joins (never seen)", last: set("node1"), live: set("node1", "node4"), ever: ever, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := heal(tc.last, tc.live, tc.ever); got != tc.want {
+				t.Errorf("heal = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
