@@ -3,10 +3,12 @@ package membership
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,28 +350,86 @@ func TestOutsidersCannotJoin(t *testing.T) {
 }
 
 // TestNoFalsePositives keeps a healthy cluster running for 5s (the race detector slows
-// everything down) and expects no leave or rejoin.
+// everything down) and expects no leave or rejoin. A member that cannot answer within the
+// suspicion window is, to any failure detector, dead; so when this process itself was starved
+// for that long (a stall meter measures it: a goroutine that should wake every 5ms), a false
+// positive says nothing about the settings and the test skips, naming the stall. At normal load
+// the process never stalls that long, and a false positive fails the test.
 func TestNoFalsePositives(t *testing.T) {
+	stall := startStallMeter(t)
 	ms := cluster(t, 3)
 	joins := map[string]float64{}
 	for _, m := range ms {
 		joins[m.name] = value(t, m.m.events.WithLabelValues("join"))
 	}
+	var problems []string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, m := range ms {
 			if got := m.m.Members(); len(got) != 3 {
-				t.Fatalf("%s lists %q, want all 3", m.name, got)
+				problems = append(problems, fmt.Sprintf("%s lists %q, want all 3", m.name, got))
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, m := range ms {
 		if got := value(t, m.m.events.WithLabelValues("leave")); got != 0 {
-			t.Errorf("%s saw %v leave events on a healthy cluster", m.name, got)
+			problems = append(problems, fmt.Sprintf("%s saw %v leave events on a healthy cluster", m.name, got))
 		}
 		if got := value(t, m.m.events.WithLabelValues("join")); got != joins[m.name] {
-			t.Errorf("%s join events went %v -> %v on a healthy cluster", m.name, joins[m.name], got)
+			problems = append(problems, fmt.Sprintf("%s join events went %v -> %v on a healthy cluster", m.name, joins[m.name], got))
 		}
 	}
+	if len(problems) == 0 {
+		t.Logf("no false positive; longest stall of this process %v", stall.max())
+		return
+	}
+	window := time.Duration(DefaultSuspicionMult) * DefaultProbeInterval
+	if worst := stall.max(); worst >= window {
+		t.Skipf("this process was starved for %v, longer than the %v suspicion window, so a false positive cannot be told from a dead member (machine overloaded; load it less): %s",
+			worst, window, problems[0])
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// stallMeter measures how late a goroutine that sleeps 5ms at a time wakes: the longest time
+// this process could not run.
+type stallMeter struct {
+	mu    sync.Mutex
+	worst time.Duration
+}
+
+func startStallMeter(t *testing.T) *stallMeter {
+	s := &stallMeter{}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		const tick = 5 * time.Millisecond
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(tick):
+			}
+			now := time.Now()
+			if late := now.Sub(last) - tick; late > 0 {
+				s.mu.Lock()
+				s.worst = max(s.worst, late)
+				s.mu.Unlock()
+			}
+			last = now
+		}
+	}()
+	t.Cleanup(func() { close(done); <-stopped })
+	return s
+}
+
+func (s *stallMeter) max() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.worst
 }
