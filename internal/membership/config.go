@@ -48,7 +48,7 @@ const (
 	DefaultJoinRetryInterval = 2 * time.Second
 	DefaultLeaveTimeout      = time.Second
 	DefaultTCPTimeout        = 2 * time.Second
-	DefaultReconnectInterval = time.Second
+	DefaultReconnectInterval = 250 * time.Millisecond
 	DefaultReconnectTimeout  = time.Hour
 )
 

@@ -204,9 +204,19 @@ func (m *Membership) tryJoin(ctx context.Context, ml *memberlist.Memberlist, sel
 // learns it was declared dead and refutes it, and both sides see each other alive again within
 // about one interval of the link returning, instead of after memberlist's gossip-to-the-dead
 // window.
+//
+// Each address has its own attempts, not waiting for the others: a Join to an unreachable
+// address takes up to TCPTimeout (its SYNs vanish), and a node cut off from the LAN keeps
+// answering for the VIPs it took while alone until it has merged again, so the attempt that
+// finds the link back must not wait for a batch to finish. At most two attempts per address
+// are in flight; a new one starts every interval while fewer are.
 func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	t := time.NewTicker(m.cfg.ReconnectInterval)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	inFlight := map[string]int{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -223,14 +233,22 @@ func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlis
 			addrs = append(addrs, f.addr)
 		}
 		m.mu.Unlock()
-		if len(addrs) == 0 {
-			continue
-		}
-		// One Join per address, all at once: a Join dials its addresses one after another, so
-		// a few vanished nodes (each a TCPTimeout) would delay merging with one that is back.
-		var wg sync.WaitGroup
 		for _, addr := range addrs {
+			mu.Lock()
+			busy := inFlight[addr] >= 2
+			if !busy {
+				inFlight[addr]++
+			}
+			mu.Unlock()
+			if busy {
+				continue
+			}
 			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					inFlight[addr]--
+					mu.Unlock()
+				}()
 				if n, err := ml.Join([]string{addr}); n > 0 {
 					m.log.Info("Reconnected to a failed member", "address", addr)
 				} else {
@@ -238,7 +256,6 @@ func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlis
 				}
 			})
 		}
-		wg.Wait()
 	}
 }
 

@@ -23,8 +23,9 @@ func TestSoakSettings(t *testing.T) {
 	for _, s := range []setting{
 		{100 * time.Millisecond, 50 * time.Millisecond, 2},
 		{100 * time.Millisecond, 50 * time.Millisecond, 3},
-		{100 * time.Millisecond, 50 * time.Millisecond, 4},
 		{100 * time.Millisecond, 80 * time.Millisecond, 3},
+		{100 * time.Millisecond, 80 * time.Millisecond, 4},
+		{200 * time.Millisecond, 100 * time.Millisecond, 3},
 	} {
 		t.Run(fmt.Sprintf("probe %v timeout %v mult %d", s.probe, s.timeout, s.mult), func(t *testing.T) {
 			opt := func(c *Config) { c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = s.probe, s.timeout, s.mult }
