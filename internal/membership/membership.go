@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,6 +55,8 @@ type Membership struct {
 	members map[string]struct{}    // alive node names, maintained by the event delegate
 	// failed holds the members seen leaving or failing, by name, for reconnectLoop.
 	failed map[string]failedMember
+	// refutes counts the suspicions and death declarations of this member that it refuted.
+	refutes atomic.Uint64
 }
 
 type failedMember struct {
@@ -110,7 +113,7 @@ func (m *Membership) Start(ctx context.Context) error {
 
 	mc := m.cfg.memberlistConfig()
 	mc.Events = (*eventDelegate)(m)
-	mc.Logger = log.New(&logWriter{log: m.log}, "", 0)
+	mc.Logger = log.New(&logWriter{log: m.log, refuted: m.refuted}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start membership on %s:%d: %w", mc.BindAddr, mc.BindPort, err)
@@ -342,8 +345,24 @@ func (m *Membership) event(e eventType, n *memberlist.Node) {
 	m.notify()
 }
 
+// Refutes counts the times other members suspected this one, or declared it dead, and it
+// refuted them. Each may mean that the others took this node's VIPs for a while (a partition
+// that healed before this side declared anyone dead, so no member "came back" here), so the
+// speaker announces its VIPs again when the count moves. Changes signals it.
+func (m *Membership) Refutes() uint64 { return m.refutes.Load() }
+
+func (m *Membership) refuted() {
+	m.refutes.Add(1)
+	m.notify()
+}
+
 // logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into structured log entries.
-type logWriter struct{ log logr.Logger }
+// memberlist tells a refutation only in its log ("Refuting a suspect message", "Refuting a dead
+// message", v0.7.0 state.go); refuted is called for those.
+type logWriter struct {
+	log     logr.Logger
+	refuted func()
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
@@ -353,6 +372,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		level, rest = "", line
 	}
 	rest = strings.TrimPrefix(rest, "memberlist: ")
+	if w.refuted != nil && strings.HasPrefix(rest, "Refuting a ") {
+		w.refuted()
+	}
 	switch level {
 	case "ERR", "ERROR":
 		w.log.Error(nil, rest)

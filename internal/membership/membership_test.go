@@ -433,3 +433,34 @@ func (s *stallMeter) max() time.Duration {
 	defer s.mu.Unlock()
 	return s.worst
 }
+
+// TestRefutesCounted: memberlist tells a refutation only in its log; the speaker announces its
+// VIPs again when the count moves.
+func TestRefutesCounted(t *testing.T) {
+	m, err := New(Config{NodeName: "a", AllowUnencrypted: true}, logr.Discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &logWriter{log: logr.Discard(), refuted: m.refuted}
+	for _, tc := range []struct {
+		line string
+		want uint64
+	}{
+		{"[WARN] memberlist: Refuting a suspect message (from: b)", 1},
+		{"[DEBUG] memberlist: Stream connection from=127.0.0.1:4000", 1},
+		{"[WARN] memberlist: Refuting a dead message (from: c)", 2},
+		{"[WARN] memberlist: Was able to connect to b over TCP but UDP probes failed, network may be misconfigured", 2},
+	} {
+		if _, err := w.Write([]byte(tc.line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Refutes(); got != tc.want {
+			t.Fatalf("after %q: Refutes() = %d, want %d", tc.line, got, tc.want)
+		}
+	}
+	select {
+	case <-m.Changes():
+	default:
+		t.Fatal("a refutation did not signal Changes")
+	}
+}

@@ -47,6 +47,14 @@ type Members interface {
 	Changes() <-chan struct{}
 }
 
+// Refuter is implemented by Members that count the times this node refuted a suspicion or
+// death declaration (internal/membership does). When the count moves the announcer announces
+// its VIPs again: the others may have taken them meanwhile without this node ever seeing a
+// member leave and come back (a short partition), and the LAN learnt their MACs.
+type Refuter interface {
+	Refutes() uint64
+}
+
 // Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
 type Responder interface {
 	// Start answers until ctx ends; it returns an error if it cannot answer on the interface.
@@ -118,6 +126,7 @@ type Announcer struct {
 	owned      map[string]VIP // by key, this node's VIPs at the last sync
 	lastConfig *config.Config
 	lastLive   map[string]bool     // members at the last sync
+	refutes    uint64              // Refuter's count at the last sync
 	lastOwners map[string]string   // VIP key -> owner in the last plan
 	pending    map[string]takeover // VIPs won from a live owner, waiting for Settle
 	healUntil  time.Time           // after a minority heal: every member seen counts as live until then
@@ -298,6 +307,12 @@ func (a *Announcer) sync(ctx context.Context) error {
 		a.everLive[m] = true
 	}
 	a.lastLive = in.Live
+	if r, ok := a.Members.(Refuter); ok {
+		if n := r.Refutes(); n != a.refutes {
+			a.refutes = n
+			clear(a.announced) // see Refuter
+		}
+	}
 	if now.Before(a.healUntil) {
 		// See heal: the members still missing are most likely back too, only not yet in our
 		// view. Their VIPs are theirs until healHold has passed.

@@ -38,7 +38,7 @@ func TestAdmit(t *testing.T) {
 		{name: "mixed: earliest due first", now: 300 * time.Millisecond,
 			won: map[string]string{"ns/a": "", "ns/b": "node1", "ns/c": "node3", "ns/d": ""}, up: up,
 			pending: map[string]takeover{"ns/a": {since: t0, from: "node2"}, "ns/gone": {since: t0, from: "node2"}},
-			take:     []string{"ns/c", "ns/d"}, next: 700 * time.Millisecond, stillFor: []string{"ns/a", "ns/b"}},
+			take:    []string{"ns/c", "ns/d"}, next: 700 * time.Millisecond, stillFor: []string{"ns/a", "ns/b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pending := maps.Clone(tc.pending)
