@@ -129,9 +129,10 @@ type Announcer struct {
 	refutes    uint64              // Refuter's count at the last sync
 	lastOwners map[string]string   // VIP key -> owner in the last plan
 	pending    map[string]takeover // VIPs won from a live owner, waiting for Settle
-	healUntil  time.Time           // after a minority heal: every member seen counts as live until then
-	wake       time.Time           // when the next sync is due without a change (settle, heal, status grace); zero: none
-	everLive   map[string]bool     // members seen alive since Start
+	healUntil  time.Time           // after a heal, healKeep counts as live until then
+	healKeep   map[string]bool
+	wake       time.Time       // when the next sync is due without a change (settle, heal, status grace); zero: none
+	everLive   map[string]bool // members seen alive since Start
 	events     *rate.Limiter
 	wg         sync.WaitGroup
 }
@@ -293,8 +294,13 @@ func (a *Announcer) sync(ctx context.Context) error {
 		in.Live[m] = true
 	}
 	now := time.Now()
-	if heal(a.lastLive, in.Live, a.everLive) {
-		a.healUntil = now.Add(healHold)
+	if keep := healKeep(a.lastLive, in.Live, a.everLive); keep != nil {
+		if now.Before(a.healUntil) {
+			for m := range a.healKeep {
+				keep[m] = true
+			}
+		}
+		a.healKeep, a.healUntil = keep, now.Add(healHold)
 	}
 	for m := range in.Live {
 		if a.everLive[m] && !a.lastLive[m] {
@@ -314,10 +320,10 @@ func (a *Announcer) sync(ctx context.Context) error {
 		}
 	}
 	if now.Before(a.healUntil) {
-		// See heal: the members still missing are most likely back too, only not yet in our
-		// view. Their VIPs are theirs until healHold has passed.
+		// See healKeep: members missing from the view right after a heal are most likely
+		// back too, or never left; their VIPs stay theirs until healHold has passed.
 		in.Live = maps.Clone(in.Live)
-		for m := range a.everLive {
+		for m := range a.healKeep {
 			in.Live[m] = true
 		}
 		a.wakeAt(a.healUntil)

@@ -1,6 +1,9 @@
 package l2announce
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // defaultSettle is how long a speaker waits before answering for a VIP it wins from a live
 // owner. It covers the time the speakers' views take to converge after one change: a watch
@@ -58,30 +61,42 @@ func admit(now time.Time, won map[string]string, up map[string]bool, pending map
 	return take, next
 }
 
-// healHold is how long a speaker that was cut off treats every member it has seen as live once
-// one of them comes back; see heal.
+// healHold is how long after a partition heals a speaker keeps counting as live the members
+// it saw before; see healKeep.
 const healHold = 3 * time.Second
 
-// heal reports whether this sync sees a partition heal on the minority side: a member seen
-// before is back (in live, not in last), and before that this speaker saw at most half of the
-// members it has ever seen (last vs ever).
+// healKeep returns the members to count as live for healHold from now when this sync sees a
+// partition heal — a member seen before is back (in live, not in last) — or nil when it does
+// not.
 //
-// A speaker cut off from the others believes them dead and takes their VIPs, answering into its
-// cut link. When the link returns, memberlist brings the others back into its view one at a
-// time (each must refute its death), so for a moment it sees some back and not others, still
-// holds the VIPs of the missing ones while their owners answer them again on the LAN, and —
-// since a member came back — announces everything it holds: two MACs. So for healHold after
-// such a heal it counts every member it has seen as live: it gives their VIPs back at once and
-// announces only its own. The majority side, which did not lose most of its peers, is not
-// affected: there a returning member is just a member returning.
-func heal(last, live, ever map[string]bool) bool {
-	if 2*len(last) > len(ever) {
-		return false
-	}
+// While memberlist's views merge, they are wrong in two ways that would make a third node
+// answer. A speaker that was cut off believed the others dead and took their VIPs, answering
+// into its cut link; memberlist brings the others back into its view one at a time (each must
+// refute its death), so for a moment it sees some back and not others, still holds the VIPs of
+// the missing ones while their owners answer them on the LAN, and — since a member came back —
+// announces everything it holds. And its stale beliefs travel: the others merge its view and
+// may, for a moment, suspect or declare dead a member that never left, and take its VIPs.
+//
+// So for healHold after a heal a speaker keeps as live: if it had seen at most half of the
+// members it ever saw (the cut-off side), every member it has seen; otherwise the members it saw
+// just before. A member that really dies within those seconds is failed over when they end.
+func healKeep(last, live, ever map[string]bool) map[string]bool {
+	back := false
 	for m := range live {
 		if ever[m] && !last[m] {
-			return true
+			back = true
 		}
 	}
-	return false
+	if !back {
+		return nil
+	}
+	keep := maps.Clone(live)
+	from := last
+	if 2*len(last) <= len(ever) {
+		from = ever
+	}
+	for m := range from {
+		keep[m] = true
+	}
+	return keep
 }

@@ -60,7 +60,7 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
-func TestHeal(t *testing.T) {
+func TestHealKeep(t *testing.T) {
 	set := func(names ...string) map[string]bool {
 		m := map[string]bool{}
 		for _, n := range names {
@@ -73,19 +73,30 @@ func TestHeal(t *testing.T) {
 		name       string
 		last, live map[string]bool
 		ever       map[string]bool
-		want       bool
+		want       []string // nil: no heal
 	}{
-		{name: "start-up: members seen for the first time", last: nil, live: set("node1", "node2"), ever: set(), want: false},
-		{name: "cut off alone, one member back", last: set("node1"), live: set("node1", "node2"), ever: ever, want: true},
-		{name: "cut off alone, all back at once", last: set("node1"), live: ever, ever: ever, want: true},
-		{name: "majority side: the cut node returns", last: set("node1", "node2"), live: ever, ever: ever, want: false},
-		{name: "alone, nobody back yet", last: set("node1"), live: set("node1"), ever: ever, want: false},
-		{name: "half of four counts as cut off", last: set("a", "b"), live: set("a", "b", "c"), ever: set("a", "b", "c", "d"), want: true},
-		{name: "alone, a newcomer joins (never seen)", last: set("node1"), live: set("node1", "node4"), ever: ever, want: false},
+		{name: "start-up: members seen for the first time", last: nil, live: set("node1", "node2"), ever: set()},
+		{name: "nothing changed", last: ever, live: ever, ever: ever},
+		{name: "a member left", last: ever, live: set("node1", "node2"), ever: ever},
+		{name: "cut off alone, one member back: every member seen", last: set("node1"), live: set("node1", "node2"), ever: ever,
+			want: []string{"node1", "node2", "node3"}},
+		{name: "cut off alone, all back at once", last: set("node1"), live: ever, ever: ever, want: []string{"node1", "node2", "node3"}},
+		{name: "majority side: the cut node returns", last: set("node1", "node2"), live: ever, ever: ever, want: []string{"node1", "node2", "node3"}},
+		{name: "majority side: the cut node returns as a stale rumour drops another", last: set("node1", "node2"), live: set("node2", "node3"), ever: ever,
+			want: []string{"node1", "node2", "node3"}},
+		{name: "majority side keeps only those it saw: a dead fourth stays dead", last: set("a", "b", "c"), live: set("a", "b", "c", "d"),
+			ever: set("a", "b", "c", "d", "e"), want: []string{"a", "b", "c", "d"}},
+		{name: "half of four counts as cut off", last: set("a", "b"), live: set("a", "b", "c"), ever: set("a", "b", "c", "d"), want: []string{"a", "b", "c", "d"}},
+		{name: "alone, nobody back yet", last: set("node1"), live: set("node1"), ever: ever},
+		{name: "alone, a newcomer joins (never seen)", last: set("node1"), live: set("node1", "node4"), ever: ever},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := heal(tc.last, tc.live, tc.ever); got != tc.want {
-				t.Errorf("heal = %v, want %v", got, tc.want)
+			got := healKeep(tc.last, tc.live, tc.ever)
+			if (got == nil) != (tc.want == nil) {
+				t.Fatalf("healKeep = %v, want %v", got, tc.want)
+			}
+			if keys := slices.Sorted(maps.Keys(got)); tc.want != nil && !slices.Equal(keys, tc.want) {
+				t.Errorf("healKeep = %v, want %v", keys, tc.want)
 			}
 		})
 	}
