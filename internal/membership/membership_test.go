@@ -352,9 +352,10 @@ func TestOutsidersCannotJoin(t *testing.T) {
 // TestNoFalsePositives keeps a healthy cluster running for 5s (the race detector slows
 // everything down) and expects no leave or rejoin. A member that cannot answer within the
 // suspicion window is, to any failure detector, dead; so when this process itself was starved
-// for that long (a stall meter measures it: a goroutine that should wake every 5ms), a false
-// positive says nothing about the settings and the test skips, naming the stall. At normal load
-// the process never stalls that long, and a false positive fails the test.
+// for that long within one second (a stall meter measures it: a goroutine that should wake
+// every 5ms), a false positive says nothing about the settings and the test skips, naming the
+// stall. Below that, a false positive fails the test. Measured here under -race: 12-36ms in
+// the worst second at load average 6-9, 155-455ms while e2e labs ran beside it.
 func TestNoFalsePositives(t *testing.T) {
 	stall := startStallMeter(t)
 	ms := cluster(t, 3)
@@ -381,12 +382,12 @@ func TestNoFalsePositives(t *testing.T) {
 		}
 	}
 	if len(problems) == 0 {
-		t.Logf("no false positive; longest stall of this process %v", stall.max())
+		t.Logf("no false positive; this process was starved for %v in its worst second", stall.max())
 		return
 	}
 	window := time.Duration(DefaultSuspicionMult) * DefaultProbeInterval
 	if worst := stall.max(); worst >= window {
-		t.Skipf("this process was starved for %v, longer than the %v suspicion window, so a false positive cannot be told from a dead member (machine overloaded; load it less): %s",
+		t.Skipf("this process was starved for %v within one second, longer than the %v suspicion window, so a false positive cannot be told from a dead member (machine overloaded; load it less): %s",
 			worst, window, problems[0])
 	}
 	for _, p := range problems {
@@ -394,11 +395,17 @@ func TestNoFalsePositives(t *testing.T) {
 	}
 }
 
-// stallMeter measures how late a goroutine that sleeps 5ms at a time wakes: the longest time
-// this process could not run.
+// stallMeter measures how late a goroutine that sleeps 5ms at a time wakes, and reports the
+// most lateness summed over any one second: the time this process could not run. (One long
+// stall and many short ones starve memberlist alike: acks and refutations wait either way.)
 type stallMeter struct {
 	mu    sync.Mutex
-	worst time.Duration
+	lates []late
+}
+
+type late struct {
+	at time.Time
+	d  time.Duration
 }
 
 func startStallMeter(t *testing.T) *stallMeter {
@@ -416,9 +423,9 @@ func startStallMeter(t *testing.T) *stallMeter {
 			case <-time.After(tick):
 			}
 			now := time.Now()
-			if late := now.Sub(last) - tick; late > 0 {
+			if d := now.Sub(last) - tick; d > time.Millisecond {
 				s.mu.Lock()
-				s.worst = max(s.worst, late)
+				s.lates = append(s.lates, late{now, d})
 				s.mu.Unlock()
 			}
 			last = now
@@ -428,10 +435,21 @@ func startStallMeter(t *testing.T) *stallMeter {
 	return s
 }
 
+// max is the most lateness within any one second.
 func (s *stallMeter) max() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.worst
+	var worst, sum time.Duration
+	first := 0
+	for _, l := range s.lates {
+		sum += l.d
+		for l.at.Sub(s.lates[first].at) > time.Second {
+			sum -= s.lates[first].d
+			first++
+		}
+		worst = max(worst, sum)
+	}
+	return worst
 }
 
 // TestRefutesCounted: memberlist tells a refutation only in its log; the speaker announces its
