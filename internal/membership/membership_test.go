@@ -354,8 +354,8 @@ func TestOutsidersCannotJoin(t *testing.T) {
 // suspicion window is, to any failure detector, dead; so when this process itself was starved
 // for that long within one second (a stall meter measures it: a goroutine that should wake
 // every 5ms), a false positive says nothing about the settings and the test skips, naming the
-// stall. Below that, a false positive fails the test. Measured here under -race: 12-36ms in
-// the worst second at load average 6-9, 155-455ms while e2e labs ran beside it.
+// stall. Below that, a false positive fails the test. Measured here under -race, with e2e labs
+// running beside it on the 2 cores (load average 4-7): 108-455ms in the worst second.
 func TestNoFalsePositives(t *testing.T) {
 	stall := startStallMeter(t)
 	ms := cluster(t, 3)
