@@ -116,25 +116,26 @@ type Announcer struct {
 	// whose owner is gone is taken at once. See settle.go. Default 1s.
 	Settle time.Duration
 
-	mu         sync.Mutex // guards responders against stopAll
-	responders map[string]*runningResponder
-	failures   map[string]failure                 // interfaces whose responder failed, not restarted before at
-	eligible   []ifaces.Link                      // at the last successful listing
-	created    map[types.NamespacedName]time.Time // ServiceL2Status we created, by Service
-	kick       func()                             // wakes the sync loop
-	announced  map[ifaceIP]bool
-	owned      map[string]VIP // by key, this node's VIPs at the last sync
-	lastConfig *config.Config
-	lastLive   map[string]bool     // members at the last sync
-	refutes    uint64              // Refuter's count at the last sync
-	lastOwners map[string]string   // VIP key -> owner in the last plan
-	pending    map[string]takeover // VIPs won from a live owner, waiting for Settle
-	healUntil  time.Time           // after a heal, healKeep counts as live until then
-	healKeep   map[string]bool
-	wake       time.Time       // when the next sync is due without a change (settle, heal, status grace); zero: none
-	everLive   map[string]bool // members seen alive since Start
-	events     *rate.Limiter
-	wg         sync.WaitGroup
+	mu          sync.Mutex // guards responders against stopAll
+	responders  map[string]*runningResponder
+	failures    map[string]failure                 // interfaces whose responder failed, not restarted before at
+	eligible    []ifaces.Link                      // at the last successful listing
+	created     map[types.NamespacedName]time.Time // ServiceL2Status we created, by Service
+	kick        func()                             // wakes the sync loop
+	announced   map[ifaceIP]bool
+	owned       map[string]VIP // by key, this node's VIPs at the last sync
+	lastConfig  *config.Config
+	lastLive    map[string]bool     // members at the last sync
+	refutes     uint64              // Refuter's count at the last sync
+	lastOwners  map[string]string   // VIP key -> owner in the last plan
+	pending     map[string]takeover // VIPs won from a live owner, waiting for Settle
+	healUntil   time.Time           // after a heal, healKeep counts as live until then
+	healKeep    map[string]bool
+	cutOffSince time.Time       // when this speaker began to see fewer than half of the speakers; zero: it does not
+	wake        time.Time       // when the next sync is due without a change (settle, heal, status grace); zero: none
+	everLive    map[string]bool // members seen alive since Start
+	events      *rate.Limiter
+	wg          sync.WaitGroup
 }
 
 // failure holds back restarting a failed responder: an interface that cannot be answered on
@@ -423,7 +424,24 @@ func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[strin
 		won[v.Key] = from
 	}
 	waiting := maps.Clone(a.pending)
-	take, next := admit(time.Now(), won, up, a.pending, a.Settle)
+	now := time.Now()
+	take, next := admit(now, won, up, a.pending, a.Settle)
+	nodes := map[string]bool{}
+	for i := range in.Nodes {
+		nodes[in.Nodes[i].Name] = true
+	}
+	if cutOff(a.lastLive, a.everLive, nodes) {
+		if a.cutOffSince.IsZero() {
+			a.cutOffSince = now
+			a.Log.Info("Sees fewer than half of the speakers it has seen; taking over nothing new for a while", "live", len(a.lastLive), "hold", cutOffHold)
+		}
+		if until := a.cutOffSince.Add(cutOffHold); now.Before(until) && len(take) > 0 {
+			a.wakeAt(until)
+			take = nil
+		}
+	} else {
+		a.cutOffSince = time.Time{}
+	}
 	for _, k := range take {
 		out[k] = true
 	}

@@ -100,3 +100,31 @@ func healKeep(last, live, ever map[string]bool) map[string]bool {
 	}
 	return keep
 }
+
+// cutOffHold is how long a speaker that sees fewer than half of the speakers takes over no VIP;
+// see cutOff.
+const cutOffHold = 5 * time.Second
+
+// cutOff reports whether this speaker sees fewer than half of the speakers it has seen (live
+// vs ever, counting only names that are still Nodes, so a cluster scaled down does not count
+// its removed nodes).
+//
+// Such a speaker is more likely cut off than the only survivor: when the others declare it
+// dead they take its VIPs, and its own takeovers of theirs answer into a cut link. Worse, a
+// short cut may heal just as it declares the others dead (without confirmation from a peer,
+// memberlist gives a suspect 1.8s), and it would then announce their VIPs on the LAN while
+// their owners answer them. So for cutOffHold it takes over nothing new; if the others really
+// died (two of three nodes at once), their VIPs move after those seconds. Two-node clusters
+// are not affected: one of two is half, not fewer.
+func cutOff(live, ever, nodes map[string]bool) bool {
+	n, l := 0, 0
+	for m := range ever {
+		if nodes[m] {
+			n++
+			if live[m] {
+				l++
+			}
+		}
+	}
+	return 2*l < n
+}

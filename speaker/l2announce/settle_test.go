@@ -101,3 +101,33 @@ func TestHealKeep(t *testing.T) {
 		})
 	}
 }
+
+func TestCutOff(t *testing.T) {
+	set := func(names ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	three := set("node1", "node2", "node3")
+	for _, tc := range []struct {
+		name              string
+		live, ever, nodes map[string]bool
+		want              bool
+	}{
+		{name: "all live", live: three, ever: three, nodes: three},
+		{name: "one of three lost: the majority", live: set("node1", "node2"), ever: three, nodes: three},
+		{name: "alone of three: cut off", live: set("node1"), ever: three, nodes: three, want: true},
+		{name: "alone of two: half is not fewer", live: set("node1"), ever: set("node1", "node2"), nodes: set("node1", "node2")},
+		{name: "two of five: cut off", live: set("a", "b"), ever: set("a", "b", "c", "d", "e"), nodes: set("a", "b", "c", "d", "e"), want: true},
+		{name: "scaled down: removed Nodes do not count", live: set("a", "b"), ever: set("a", "b", "c", "d", "e"), nodes: set("a", "b", "c")},
+		{name: "start-up: nothing seen yet", live: set("a"), ever: set(), nodes: set("a", "b")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cutOff(tc.live, tc.ever, tc.nodes); got != tc.want {
+				t.Errorf("cutOff = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
