@@ -28,8 +28,9 @@ import (
 // cache has not shown it yet; without it a sync right after the create would create another.
 // The cache normally shows it within milliseconds. If another speaker deleted it before our
 // cache saw it (a partition where both sides kept the API), the loop wakes when the grace ends
-// and creates it again, instead of waiting for the next change or the resync.
-const createdGrace = 5 * time.Second
+// and creates it again, instead of waiting for the next change or the resync. A grace too short
+// for a slow cache costs a duplicate object, which the next sync deletes.
+const createdGrace = 2 * time.Second
 
 // writeStatuses makes the ServiceL2Status objects match mine; where names the interfaces. Other
 // nodes' objects are deleted only when that node is not live: a live node removes its own when
