@@ -79,7 +79,9 @@ const healHold = 3 * time.Second
 //
 // So for healHold after a heal a speaker keeps as live: if it had seen at most half of the
 // members it ever saw (the cut-off side), every member it has seen; otherwise the members it saw
-// just before. A member that really dies within those seconds is failed over when they end.
+// just before — not the ones that came back, so a node whose link is cut again at once is
+// failed over at once. A member kept that really dies within those seconds is failed over when
+// they end.
 func healKeep(last, live, ever map[string]bool) map[string]bool {
 	back := false
 	for m := range live {
@@ -90,15 +92,10 @@ func healKeep(last, live, ever map[string]bool) map[string]bool {
 	if !back {
 		return nil
 	}
-	keep := maps.Clone(live)
-	from := last
 	if 2*len(last) <= len(ever) {
-		from = ever
+		return maps.Clone(ever)
 	}
-	for m := range from {
-		keep[m] = true
-	}
-	return keep
+	return maps.Clone(last)
 }
 
 // cutOffHold is how long a speaker that sees fewer than half of the speakers takes over no VIP;
