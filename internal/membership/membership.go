@@ -345,6 +345,19 @@ func (m *Membership) event(e eventType, n *memberlist.Node) {
 	m.notify()
 }
 
+// HealthScore is memberlist's local health (Lifeguard's awareness): 0 when this member's probes
+// are answered, higher while they fail without the other members' nacks — the sign that this
+// member itself is cut off or starved rather than the peer it probes. 0 when not running.
+func (m *Membership) HealthScore() int {
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
+	if ml == nil {
+		return 0
+	}
+	return ml.GetHealthScore()
+}
+
 // Refutes counts the times other members suspected this one, or declared it dead, and it
 // refuted them. Each may mean that the others took this node's VIPs for a while (a partition
 // that healed before this side declared anyone dead, so no member "came back" here), so the

@@ -55,6 +55,13 @@ type Refuter interface {
 	Refutes() uint64
 }
 
+// Health is implemented by Members that know memberlist's local health (internal/membership
+// does): above 0 while this node's probes fail without the other members' nacks, the sign that
+// this node is the one cut off. See holdTakeovers.
+type Health interface {
+	HealthScore() int
+}
+
 // Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
 type Responder interface {
 	// Start answers until ctx ends; it returns an error if it cannot answer on the interface.
@@ -430,13 +437,20 @@ func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[strin
 	for i := range in.Nodes {
 		nodes[in.Nodes[i].Name] = true
 	}
-	if cutOff(a.lastLive, a.everLive, nodes) {
+	health := 0
+	if h, ok := a.Members.(Health); ok {
+		health = h.HealthScore()
+	}
+	if holdTakeovers(a.lastLive, a.everLive, nodes, health) {
 		if a.cutOffSince.IsZero() {
 			a.cutOffSince = now
-			a.Log.Info("Sees fewer than half of the speakers it has seen; taking over nothing new for a while", "live", len(a.lastLive), "hold", cutOffHold)
+			a.Log.Info("May be cut off (fewer than half of the speakers seen, or its own probes failing); taking over nothing new for a while",
+				"live", len(a.lastLive), "healthScore", health, "hold", cutOffHold)
 		}
 		if until := a.cutOffSince.Add(cutOffHold); now.Before(until) && len(take) > 0 {
+			// Health changes signal nothing: look again soon.
 			a.wakeAt(until)
+			a.wakeAt(now.Add(200 * time.Millisecond))
 			take = nil
 		}
 	} else {

@@ -125,3 +125,24 @@ func cutOff(live, ever, nodes map[string]bool) bool {
 	}
 	return 2*l < n
 }
+
+// holdTakeovers reports whether this speaker should take over nothing new for now (for at most
+// cutOffHold): it is cutOff, or, with three or more speakers seen, memberlist's local health is
+// above 0. The second catches the cut-off side earlier: its peers' suspicions time out one by
+// one (each unconfirmed, 1.8s), so for a moment it still sees a majority and would take the VIP
+// of the first peer it declares dead — answering on the LAN if the link is back by then. Its
+// health rises from its first failed probe, as the indirect probes through the other peers get
+// no nack; a node on the healthy side gets those nacks and keeps 0. With two speakers there is
+// nobody to nack, so health says nothing there.
+func holdTakeovers(live, ever, nodes map[string]bool, health int) bool {
+	if cutOff(live, ever, nodes) {
+		return true
+	}
+	known := 0
+	for m := range ever {
+		if nodes[m] {
+			known++
+		}
+	}
+	return known >= 3 && health > 0
+}

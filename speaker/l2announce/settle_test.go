@@ -131,3 +131,32 @@ func TestCutOff(t *testing.T) {
 		})
 	}
 }
+
+func TestHoldTakeovers(t *testing.T) {
+	set := func(names ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range names {
+			m[n] = true
+		}
+		return m
+	}
+	three := set("node1", "node2", "node3")
+	two := set("node1", "node2")
+	for _, tc := range []struct {
+		name              string
+		live, ever, nodes map[string]bool
+		health            int
+		want              bool
+	}{
+		{name: "healthy majority", live: two, ever: three, nodes: three},
+		{name: "majority, own probes failing: maybe the one cut off", live: two, ever: three, nodes: three, health: 1, want: true},
+		{name: "cut off, health back to 0", live: set("node1"), ever: three, nodes: three, want: true},
+		{name: "two speakers: health says nothing", live: set("node1"), ever: two, nodes: two, health: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := holdTakeovers(tc.live, tc.ever, tc.nodes, tc.health); got != tc.want {
+				t.Errorf("holdTakeovers = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
