@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +58,8 @@ type Membership struct {
 	failed map[string]failedMember
 	// refutes counts the suspicions and death declarations of this member that it refuted.
 	refutes atomic.Uint64
+	// unconfirmed holds when this member declared others dead with no confirmation, by name.
+	unconfirmed map[string]time.Time
 }
 
 type failedMember struct {
@@ -84,6 +87,8 @@ func New(cfg Config, log logr.Logger, reg prometheus.Registerer) (*Membership, e
 		changes: make(chan struct{}, 1),
 		members: map[string]struct{}{},
 		failed:  map[string]failedMember{},
+
+		unconfirmed: map[string]time.Time{},
 	}
 	for _, e := range []eventType{eventJoin, eventLeave, eventUpdate} {
 		m.events.WithLabelValues(e.String())
@@ -113,7 +118,7 @@ func (m *Membership) Start(ctx context.Context) error {
 
 	mc := m.cfg.memberlistConfig()
 	mc.Events = (*eventDelegate)(m)
-	mc.Logger = log.New(&logWriter{log: m.log, refuted: m.refuted}, "", 0)
+	mc.Logger = log.New(&logWriter{log: m.log, refuted: m.refuted, unconfirmed: m.deathUnconfirmed}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start membership on %s:%d: %w", mc.BindAddr, mc.BindPort, err)
@@ -345,17 +350,23 @@ func (m *Membership) event(e eventType, n *memberlist.Node) {
 	m.notify()
 }
 
-// HealthScore is memberlist's local health (Lifeguard's awareness): 0 when this member's probes
-// are answered, higher while they fail without the other members' nacks — the sign that this
-// member itself is cut off or starved rather than the peer it probes. 0 when not running.
-func (m *Membership) HealthScore() int {
+// UnconfirmedDeath reports when this member last declared name dead on its own suspicion
+// timeout with no other member confirming the suspicion. memberlist says so only in its log
+// ("Marking X as failed, suspect timeout reached (0 peer confirmations)", v0.7.0 state.go). With
+// three or more members a dead node is suspected by every survivor, so its death comes confirmed
+// (or as another member's dead message); an unconfirmed one means nobody else could tell — most
+// likely this member is the one cut off.
+func (m *Membership) UnconfirmedDeath(name string) (time.Time, bool) {
 	m.mu.Lock()
-	ml := m.ml
+	defer m.mu.Unlock()
+	at, ok := m.unconfirmed[name]
+	return at, ok
+}
+
+func (m *Membership) deathUnconfirmed(name string) {
+	m.mu.Lock()
+	m.unconfirmed[name] = time.Now()
 	m.mu.Unlock()
-	if ml == nil {
-		return 0
-	}
-	return ml.GetHealthScore()
 }
 
 // Refutes counts the times other members suspected this one, or declared it dead, and it
@@ -373,9 +384,13 @@ func (m *Membership) refuted() {
 // memberlist tells a refutation only in its log ("Refuting a suspect message", "Refuting a dead
 // message", v0.7.0 state.go); refuted is called for those.
 type logWriter struct {
-	log     logr.Logger
-	refuted func()
+	log         logr.Logger
+	refuted     func()
+	unconfirmed func(name string) // a member declared dead with 0 peer confirmations
 }
+
+// unconfirmedDeath matches memberlist's line for a suspicion that timed out unconfirmed.
+var unconfirmedDeath = regexp.MustCompile(`^Marking (\S+) as failed, suspect timeout reached \(0 peer confirmations\)`)
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
@@ -387,6 +402,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	rest = strings.TrimPrefix(rest, "memberlist: ")
 	if w.refuted != nil && strings.HasPrefix(rest, "Refuting a ") {
 		w.refuted()
+	}
+	if m := unconfirmedDeath.FindStringSubmatch(rest); m != nil && w.unconfirmed != nil {
+		w.unconfirmed(m[1])
 	}
 	switch level {
 	case "ERR", "ERROR":

@@ -459,7 +459,7 @@ func TestRefutesCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &logWriter{log: logr.Discard(), refuted: m.refuted}
+	w := &logWriter{log: logr.Discard(), refuted: m.refuted, unconfirmed: m.deathUnconfirmed}
 	for _, tc := range []struct {
 		line string
 		want uint64
@@ -480,5 +480,29 @@ func TestRefutesCounted(t *testing.T) {
 	case <-m.Changes():
 	default:
 		t.Fatal("a refutation did not signal Changes")
+	}
+}
+
+// TestUnconfirmedDeathRecorded: a suspicion that timed out with no peer confirming it is
+// recorded by name; a confirmed one is not.
+func TestUnconfirmedDeathRecorded(t *testing.T) {
+	m, err := New(Config{NodeName: "a", AllowUnencrypted: true}, logr.Discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &logWriter{log: logr.Discard(), unconfirmed: m.deathUnconfirmed}
+	for _, line := range []string{
+		"[INFO] memberlist: Marking b as failed, suspect timeout reached (0 peer confirmations)",
+		"[INFO] memberlist: Marking c as failed, suspect timeout reached (1 peer confirmations)",
+	} {
+		if _, err := w.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := m.UnconfirmedDeath("b"); !ok {
+		t.Error("b's unconfirmed death not recorded")
+	}
+	if _, ok := m.UnconfirmedDeath("c"); ok {
+		t.Error("c's death had a confirmation, recorded as unconfirmed")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,11 +56,10 @@ type Refuter interface {
 	Refutes() uint64
 }
 
-// Health is implemented by Members that know memberlist's local health (internal/membership
-// does): above 0 while this node's probes fail without the other members' nacks, the sign that
-// this node is the one cut off. See holdTakeovers.
-type Health interface {
-	HealthScore() int
+// Confirmer is implemented by Members that know when this node declared a member dead without
+// any other member confirming the suspicion (internal/membership does). See unconfirmedHold.
+type Confirmer interface {
+	UnconfirmedDeath(name string) (time.Time, bool)
 }
 
 // Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
@@ -437,24 +437,31 @@ func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[strin
 	for i := range in.Nodes {
 		nodes[in.Nodes[i].Name] = true
 	}
-	health := 0
-	if h, ok := a.Members.(Health); ok {
-		health = h.HealthScore()
-	}
-	if holdTakeovers(a.lastLive, a.everLive, nodes, health) {
+	if cutOff(a.lastLive, a.everLive, nodes) {
 		if a.cutOffSince.IsZero() {
 			a.cutOffSince = now
-			a.Log.Info("May be cut off (fewer than half of the speakers seen, or its own probes failing); taking over nothing new for a while",
-				"live", len(a.lastLive), "healthScore", health, "hold", cutOffHold)
+			a.Log.Info("Sees fewer than half of the speakers it has seen; taking over nothing new for a while", "live", len(a.lastLive), "hold", cutOffHold)
 		}
 		if until := a.cutOffSince.Add(cutOffHold); now.Before(until) && len(take) > 0 {
-			// Health changes signal nothing: look again soon.
 			a.wakeAt(until)
-			a.wakeAt(now.Add(200 * time.Millisecond))
 			take = nil
 		}
 	} else {
 		a.cutOffSince = time.Time{}
+	}
+	if c, ok := a.Members.(Confirmer); ok {
+		take = slices.DeleteFunc(take, func(key string) bool {
+			from := won[key]
+			if from == "" {
+				return false
+			}
+			at, died := c.UnconfirmedDeath(from)
+			hold, until := unconfirmedHold(known(a.everLive, nodes), at, died, now)
+			if hold {
+				a.wakeAt(until)
+			}
+			return hold
+		})
 	}
 	for _, k := range take {
 		out[k] = true

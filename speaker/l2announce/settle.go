@@ -126,23 +126,31 @@ func cutOff(live, ever, nodes map[string]bool) bool {
 	return 2*l < n
 }
 
-// holdTakeovers reports whether this speaker should take over nothing new for now (for at most
-// cutOffHold): it is cutOff, or, with three or more speakers seen, memberlist's local health is
-// above 0. The second catches the cut-off side earlier: its peers' suspicions time out one by
-// one (each unconfirmed, 1.8s), so for a moment it still sees a majority and would take the VIP
-// of the first peer it declares dead — answering on the LAN if the link is back by then. Its
-// health rises from its first failed probe, as the indirect probes through the other peers get
-// no nack; a node on the healthy side gets those nacks and keeps 0. With two speakers there is
-// nobody to nack, so health says nothing there.
-func holdTakeovers(live, ever, nodes map[string]bool, health int) bool {
-	if cutOff(live, ever, nodes) {
-		return true
-	}
-	known := 0
+// known counts the speakers seen alive since start that are still Nodes.
+func known(ever, nodes map[string]bool) int {
+	n := 0
 	for m := range ever {
 		if nodes[m] {
-			known++
+			n++
 		}
 	}
-	return known >= 3 && health > 0
+	return n
+}
+
+// unconfirmedHold reports whether a VIP whose owner this speaker declared dead without any peer
+// confirming it (diedAt, died) waits, and until when: with three or more speakers, for
+// cutOffHold after the death.
+//
+// This catches the cut-off side earlier than cutOff: each of its suspicions goes unconfirmed
+// and times out on its own (1.8s), one peer after the other, so for a moment it still sees a
+// majority and would take the VIP of the first peer it declares dead — answering on the LAN if
+// the link is back by then. On the healthy side a dead node is suspected by every survivor, so
+// its death comes confirmed and its VIPs move at once. With two speakers nobody can confirm, and
+// nothing waits.
+func unconfirmedHold(known int, diedAt time.Time, died bool, now time.Time) (bool, time.Time) {
+	if !died || known < 3 {
+		return false, time.Time{}
+	}
+	until := diedAt.Add(cutOffHold)
+	return now.Before(until), until
 }

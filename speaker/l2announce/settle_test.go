@@ -132,30 +132,28 @@ func TestCutOff(t *testing.T) {
 	}
 }
 
-func TestHoldTakeovers(t *testing.T) {
-	set := func(names ...string) map[string]bool {
-		m := map[string]bool{}
-		for _, n := range names {
-			m[n] = true
-		}
-		return m
-	}
-	three := set("node1", "node2", "node3")
-	two := set("node1", "node2")
+func TestUnconfirmedHold(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		name              string
-		live, ever, nodes map[string]bool
-		health            int
-		want              bool
+		name   string
+		known  int
+		died   bool
+		now    time.Duration // after the death
+		hold   bool
+		untilD time.Duration
 	}{
-		{name: "healthy majority", live: two, ever: three, nodes: three},
-		{name: "majority, own probes failing: maybe the one cut off", live: two, ever: three, nodes: three, health: 1, want: true},
-		{name: "cut off, health back to 0", live: set("node1"), ever: three, nodes: three, want: true},
-		{name: "two speakers: health says nothing", live: set("node1"), ever: two, nodes: two, health: 3},
+		{name: "confirmed (or learnt from a peer): at once", known: 3, died: false},
+		{name: "unconfirmed of three: waits", known: 3, died: true, now: time.Second, hold: true, untilD: cutOffHold},
+		{name: "unconfirmed, hold over", known: 3, died: true, now: cutOffHold},
+		{name: "two speakers: nobody could confirm, at once", known: 2, died: true, now: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := holdTakeovers(tc.live, tc.ever, tc.nodes, tc.health); got != tc.want {
-				t.Errorf("holdTakeovers = %v, want %v", got, tc.want)
+			hold, until := unconfirmedHold(tc.known, t0, tc.died, t0.Add(tc.now))
+			if hold != tc.hold {
+				t.Fatalf("hold = %v, want %v", hold, tc.hold)
+			}
+			if hold && !until.Equal(t0.Add(tc.untilD)) {
+				t.Errorf("until %v, want %v", until, t0.Add(tc.untilD))
 			}
 		})
 	}
