@@ -136,6 +136,7 @@ type Announcer struct {
 	refutes     uint64              // Refuter's count at the last sync
 	lastOwners  map[string]string   // VIP key -> owner in the last plan
 	pending     map[string]takeover // VIPs won from a live owner, waiting for Settle
+	heldFrom    map[string]string   // VIPs held back from an owner declared dead unconfirmed, by key
 	healUntil   time.Time           // after a heal, healKeep counts as live until then
 	healKeep    map[string]bool
 	cutOffSince time.Time       // when this speaker began to see fewer than half of the speakers; zero: it does not
@@ -198,6 +199,7 @@ func (a *Announcer) Start(ctx context.Context) error {
 	a.everLive = map[string]bool{}
 	a.lastOwners = map[string]string{}
 	a.pending = map[string]takeover{}
+	a.heldFrom = map[string]string{}
 	a.events = rate.NewLimiter(eventPerSec, eventBurst)
 
 	trigger := make(chan struct{}, 1)
@@ -449,16 +451,25 @@ func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[strin
 	} else {
 		a.cutOffSince = time.Time{}
 	}
+	for key := range a.heldFrom {
+		if _, ok := won[key]; !ok {
+			delete(a.heldFrom, key)
+		}
+	}
 	if c, ok := a.Members.(Confirmer); ok {
 		take = slices.DeleteFunc(take, func(key string) bool {
-			from := won[key]
+			// Held since an earlier sync, the plan's last owner is this node: remember whom.
+			from := cmp.Or(won[key], a.heldFrom[key])
 			if from == "" {
 				return false
 			}
 			at, died := c.UnconfirmedDeath(from)
 			hold, until := unconfirmedHold(known(a.everLive, nodes), at, died, now)
 			if hold {
+				a.heldFrom[key] = from
 				a.wakeAt(until)
+			} else {
+				delete(a.heldFrom, key)
 			}
 			return hold
 		})
