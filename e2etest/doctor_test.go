@@ -343,6 +343,26 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("status names the announcing node, then the failover", func(t *testing.T) {
+		// The previous subtest disrupted the speakers (an API outage, a Local Service moved
+		// and deleted). Start from a settled state: that Service gone with its status object,
+		// testsvc answered by its owner alone, and its status saying so.
+		local := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "local"}}
+		if err := env.Client.Delete(ctx, local); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, "a settled lab: local gone, testsvc on "+owner+" alone", func() (bool, string) {
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(local), &corev1.Service{}); !apierrors.IsNotFound(err) {
+				return false, fmt.Sprintf("Service local still there (%v)", err)
+			}
+			if n, _ := statusNode(t, ns, "local"); n != "" {
+				return false, "a ServiceL2Status of local remains: " + n
+			}
+			if n, _ := statusNode(t, ns, "testsvc"); n != owner {
+				return false, "ServiceL2Status of testsvc: " + n
+			}
+			got := l.Arping(ip, 2)
+			return cluster.OnlyOne(got, 2) == owner, fmt.Sprintf("replies %v", got)
+		})
 		out, code := cliInRoot(t, bin, "status", "testsvc", "-n", ns)
 		if code != 0 || !strings.Contains(out, "Announced by:   "+owner+" on eth0 (L2, ServiceL2Status l2-") {
 			t.Fatalf("exit %d:\n%s", code, out)

@@ -110,7 +110,8 @@ func startL2Lab(t *testing.T, prefix string) *l2Lab {
 	}
 	logs := &syncBuffer{}
 	c, err := cluster.Start(context.Background(), cluster.Config{Prefix: prefix, APIAddr: u.Host,
-		Kubeconfig: env.Kubeconfig, Namespace: configNS, SpeakerBin: bin, Output: logs})
+		Kubeconfig: env.Kubeconfig, Namespace: configNS, SpeakerBin: bin, Output: logs,
+		SpeakerArgs: strings.Fields(os.Getenv("IRONLB_SPEAKER_ARGS"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func startL2Lab(t *testing.T, prefix string) *l2Lab {
 		if err := c.Close(); err != nil {
 			t.Errorf("close the lab: %v", err)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("IRONLB_SPEAKER_LOG") != "" {
 			t.Logf("speaker output:\n%s", logs.String())
 		}
 	})

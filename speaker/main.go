@@ -45,6 +45,7 @@ func main() {
 	flag.DurationVar(&cfg.ProxyFullSyncPeriod, "proxy-full-sync-period", time.Hour, "with --proxy: how often the whole nftables table is rewritten even without a failure")
 	flag.DurationVar(&cfg.StartupGrace, "startup-grace", 0, "how long a speaker alone in memberlist waits for peers before announcing (default 3s)")
 	flag.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "on SIGTERM, how long the speaker may take to stop (it stops answering ARP/NDP and leaves memberlist at once); past it, it exits non-zero naming what hung. Keep it below the pod's terminationGracePeriodSeconds")
+	flag.DurationVar(&cfg.L2Settle, "l2-settle", 0, "how long a speaker waits before answering for a VIP it wins from a node still alive, so that node stops first (default 1s); a dead node's VIPs are taken at once")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()

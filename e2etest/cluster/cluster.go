@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/speaker/ifaces"
 )
 
 // Config describes the cluster to start.
@@ -207,6 +209,10 @@ func (c *Cluster) StartSpeaker(n *lab.Node) error {
 		"--zap-log-level", "info",
 		// Milliseconds matter when a failure is read from the logs (the default is seconds).
 		"--zap-time-encoding", "rfc3339nano",
+		// The lab names a node's veth to each pod "podN", where CNIs use veth*, cali*, lxc*...
+		// (the speaker's default exclusions): leave it out as those are, so the speakers answer
+		// ARP on eth0 only, as on a real node.
+		"--excluded-interfaces", strings.Join(append(slices.Clone(ifaces.DefaultExcludedPrefixes), "pod"), ","),
 	}
 	cmd, err := n.Start(context.Background(), append(args, c.cfg.SpeakerArgs...)...)
 	if err != nil {

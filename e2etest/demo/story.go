@@ -27,7 +27,6 @@ import (
 	"github.com/ironlb/ironlb/controller/app"
 	"github.com/ironlb/ironlb/e2etest/cluster"
 	"github.com/ironlb/ironlb/internal/testenv"
-	"github.com/ironlb/ironlb/speaker/ifaces"
 )
 
 const (
@@ -250,12 +249,9 @@ func (s *story) startLab(ctx context.Context, log *os.File) error {
 			return err
 		}
 	}
-	// The lab names a node's veth to its pod "pod1" where CNIs use veth*, cali*, ...: leave it
-	// out as those are, so the speakers answer ARP on eth0 only, as on a real node.
-	excluded := strings.Join(append(slices.Clone(ifaces.DefaultExcludedPrefixes), "pod"), ",")
 	s.c, err = cluster.Start(ctx, cluster.Config{Prefix: Prefix, APIAddr: u.Host, Kubeconfig: s.env.Kubeconfig,
 		Namespace: configNS, SpeakerBin: filepath.Join(s.bin, "speaker"), Output: log, PodsPerNode: 1,
-		SpeakerArgs: []string{"--proxy=nftables", "--cluster-cidr=10.244.0.0/16", "--excluded-interfaces=" + excluded}})
+		SpeakerArgs: []string{"--proxy=nftables", "--cluster-cidr=10.244.0.0/16"}})
 	if err != nil {
 		return err
 	}

@@ -34,8 +34,14 @@
 //     a candidate for every VIP, loads differ by at most one.
 //  2. Failover. A VIP whose home is live and has its network stays there. The others
 //     go, in key order, to their highest-ranked live candidate that is not full, with
-//     the same capacity rule over the VIPs that have a live candidate and the live
-//     candidate nodes; VIPs that stayed count towards the loads.
+//     the same capacity rule over the VIPs that fail over (those with a live candidate)
+//     and their live candidate nodes. VIPs that stayed do not count towards the loads:
+//     a failover then depends only on the VIPs that fail over and on liveness, so two
+//     speakers whose views of an unrelated Service differ for a moment (one has seen it
+//     deleted, or its Local endpoints move, the other not yet) still pick the same new
+//     owner, instead of both taking the VIP of a node that just died. The price: a dead
+//     node's VIPs are spread evenly among themselves, not onto the least loaded nodes,
+//     so loads may differ by one more than the homes' while the node is away.
 //
 // The ranking hashes the VIP key (the Service's namespace/name), not its first IP as
 // MetalLB does, so a VIP keeps its home when its IPs change and both families of a

@@ -107,10 +107,23 @@ func Elect(in Input) map[string]string {
 		}
 	}
 
-	// Phase 2: VIPs whose home is up stay; the rest go to a live candidate.
+	// Phase 2: VIPs whose home is up stay; the rest go to a live candidate, balanced among
+	// themselves only. The loads of the VIPs that stay are deliberately not counted: then a
+	// failover depends on nothing but the VIPs that fail over (their homes and candidates) and
+	// liveness, so two speakers whose views differ on an unrelated Service for a moment (one
+	// has seen its deletion, the other not yet) still agree on who takes over a dead node's
+	// VIPs, and never both take one.
 	out := make(map[string]string, len(vips))
 	b = newBalancer(n)
 	for v := range vips {
+		h := home[v]
+		if h < 0 {
+			continue
+		}
+		if up[h] {
+			out[vips[v].Key] = nodes[h].Name
+			continue
+		}
 		hasLive := false
 		for _, i := range cands[v] {
 			if up[i] {
@@ -118,13 +131,8 @@ func Elect(in Input) map[string]string {
 				b.mark(i)
 			}
 		}
-		if !hasLive {
-			continue
-		}
-		b.want++
-		if h := home[v]; up[h] {
-			b.load[h]++
-			out[vips[v].Key] = nodes[h].Name
+		if hasLive {
+			b.want++
 		}
 	}
 	b.start()

@@ -358,6 +358,72 @@ func TestNodeLossMovesOnlyItsVIPs(t *testing.T) {
 	}
 }
 
+// Two speakers whose views differ on one Service for a moment (one has seen its deletion,
+// the other not) must agree on who takes over the VIPs of a node that dies then: otherwise
+// both take one and two MACs answer. The doctor e2e test's lab: testsvc (Cluster) homed on
+// node1, and an eTP Local Service "local" served on node3 only, deleted just as node1 stops.
+func TestFailoverIgnoresVIPsThatStay(t *testing.T) {
+	t.Run("the doctor lab", func(t *testing.T) {
+		nodes := []Node{{Name: "node1"}, {Name: "node2"}, {Name: "node3"}}
+		testsvc := VIP{Key: "doc/testsvc", ServingNodes: map[string]bool{"node1": true, "node2": true, "node3": true}}
+		local := VIP{Key: "doc/local", Local: true, ServingNodes: map[string]bool{"node3": true}}
+		all := map[string]bool{"node1": true, "node2": true, "node3": true}
+		// Try every ranking the hash can give: rename the Service until each node is its home.
+		for i := range 60 {
+			testsvc.Key = fmt.Sprintf("doc/testsvc-%d", i)
+			home := Elect(Input{Nodes: nodes, Live: all, VIPs: []VIP{testsvc}})[testsvc.Key]
+			if Elect(Input{Nodes: nodes, Live: all, VIPs: []VIP{testsvc, local}})[testsvc.Key] != home {
+				continue // local changes the home itself: the gate in speaker/l2announce covers that
+			}
+			live := maps.Clone(all)
+			delete(live, home)
+			seenDeletion := Elect(Input{Nodes: nodes, Live: live, VIPs: []VIP{testsvc}})[testsvc.Key]
+			notYet := Elect(Input{Nodes: nodes, Live: live, VIPs: []VIP{testsvc, local}})[testsvc.Key]
+			if seenDeletion != notYet {
+				t.Fatalf("%s (home %s) fails over to %s in one view and to %s in the other", testsvc.Key, home, seenDeletion, notYet)
+			}
+		}
+	})
+	t.Run("random clusters", func(t *testing.T) {
+		for seed := range 300 {
+			r := rand.New(rand.NewPCG(uint64(seed), 5))
+			in := randomInput(r, 2+r.IntN(10), 1+r.IntN(60))
+			for name := range in.Live {
+				in.Live[name] = true
+			}
+			for i := range in.Nodes {
+				in.Nodes[i].NetworkUnavailable = false
+			}
+			drop := r.IntN(len(in.VIPs))
+			less := Input{Nodes: in.Nodes, Live: in.Live, VIPs: slices.Delete(slices.Clone(in.VIPs), drop, drop+1)}
+			homesAll, homesLess := Elect(in), Elect(less)
+			victim := in.Nodes[r.IntN(len(in.Nodes))].Name
+			var moving []string
+			same := true
+			for _, v := range less.VIPs {
+				if (homesAll[v.Key] == victim) != (homesLess[v.Key] == victim) {
+					same = false
+				}
+				if homesAll[v.Key] == victim {
+					moving = append(moving, v.Key)
+				}
+			}
+			if !same || homesAll[in.VIPs[drop].Key] == victim {
+				continue // the dropped VIP changed which VIPs fail over: a different question
+			}
+			live := maps.Clone(in.Live)
+			live[victim] = false
+			a := Elect(Input{Nodes: in.Nodes, Live: live, VIPs: in.VIPs})
+			b := Elect(Input{Nodes: in.Nodes, Live: live, VIPs: less.VIPs})
+			for _, k := range moving {
+				if a[k] != b[k] {
+					t.Fatalf("seed %d: %s fails over to %q with %s present and to %q without", seed, k, a[k], in.VIPs[drop].Key, b[k])
+				}
+			}
+		}
+	})
+}
+
 // A node joining changes the candidate sets, so homes are recomputed; bounded loads
 // push some VIPs on beyond the ones the newcomer takes.
 func TestNodeJoinDisruption(t *testing.T) {

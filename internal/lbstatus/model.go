@@ -217,14 +217,32 @@ func observations(events []corev1.Event) map[types.UID][]observation {
 	return out
 }
 
-// lastFailover finds the latest change of announcing node. The current layer 2 announcer
-// counts as seen at its status object's creation: Events repeated within minutes are kept as
-// a series whose last time reaches the API server late, but the object is created at the
+// lastFailover finds the latest change of announcing node. The current layer 2 announcers
+// count as seen when their status objects were created: Events repeated within minutes are kept
+// as a series whose last time reaches the API server late, but the object is created at the
 // takeover itself.
+//
+// Two refinements keep the order true when views converge and several nodes announce within
+// one second. A creationTimestamp has whole seconds while an Event's time has microseconds, so
+// the current announcer's own Announcing Event of that moment (the latest one from a second
+// before to a second after the creation second; the Event is sent just before the object is
+// created) gives the exact time. And a node that announced after the current announcement began
+// but announces no more did so for a moment only: the change that holds is the one into the
+// current announcer, from the node before it.
 func lastFailover(byUID, byName []observation, current []L2) *Failover {
 	obs := slices.Concat(byUID, byName)
-	for _, a := range current {
-		obs = append(obs, observation{a.Since, a.Node})
+	if len(current) > 0 {
+		now := map[string]bool{}
+		var began time.Time
+		for _, a := range current {
+			at := announcedAt(obs, a)
+			obs = append(obs, observation{at, a.Node})
+			now[a.Node] = true
+			if at.After(began) {
+				began = at
+			}
+		}
+		obs = slices.DeleteFunc(obs, func(o observation) bool { return !now[o.node] && o.at.After(began) })
 	}
 	slices.SortStableFunc(obs, func(a, b observation) int { return a.at.Compare(b.at) })
 	for i := len(obs) - 1; i > 0; i-- {
@@ -233,4 +251,21 @@ func lastFailover(byUID, byName []observation, current []L2) *Failover {
 		}
 	}
 	return nil
+}
+
+// announcedAt is when the current announcer a began: its latest Announcing Event within a
+// second of its status object's creation second, else that creation time.
+func announcedAt(obs []observation, a L2) time.Time {
+	at := a.Since
+	from, to := a.Since.Add(-time.Second), a.Since.Add(time.Second)
+	var best time.Time
+	for _, o := range obs {
+		if o.node == a.Node && !o.at.Before(from) && o.at.Before(to) && o.at.After(best) {
+			best = o.at
+		}
+	}
+	if !best.IsZero() {
+		at = best
+	}
+	return at
 }

@@ -188,6 +188,25 @@ func TestLastFailover(t *testing.T) {
 			[]observation{n("node1", 0), n("node2", time.Minute), n("node2", time.Hour)},
 			[]L2{{Node: "node2", Since: at(time.Minute + time.Second)}}, &Failover{"node1", "node2", at(time.Minute)}},
 		{"nothing seen", nil, nil, nil},
+		{"two takeovers in one second: the Events' microseconds order them",
+			// node3 took over at +10.2s, node1 came back and took over at +10.7s; both objects
+			// read creationTimestamp +10s, the current one is node1's.
+			[]observation{n("node3", 0), n("node1", 10*time.Second+200*time.Millisecond), n("node3", 10*time.Second+700*time.Millisecond)},
+			[]L2{{Node: "node3", Since: at(10 * time.Second)}}, &Failover{"node1", "node3", at(10*time.Second + 700*time.Millisecond)}},
+		{"the Event just before the creation second counts",
+			[]observation{n("node1", 0), n("node2", 9*time.Second+990*time.Millisecond)},
+			[]L2{{Node: "node2", Since: at(10 * time.Second)}}, &Failover{"node1", "node2", at(9*time.Second + 990*time.Millisecond)}},
+		{"a node that announced for a moment after the current one is no failover (doctor e2e, SIGTERM of node1)",
+			// node2 and node3 both announced in the same second, node2 stopped again; node3's
+			// object stands.
+			[]observation{n("node1", 0), n("node3", 20*time.Second+300*time.Millisecond), n("node2", 20*time.Second+600*time.Millisecond)},
+			[]L2{{Node: "node3", Since: at(20 * time.Second)}}, &Failover{"node1", "node3", at(20*time.Second + 300*time.Millisecond)}},
+		{"without an Event the creation time stands",
+			[]observation{n("node1", 0)},
+			[]L2{{Node: "node2", Since: at(30 * time.Second)}}, &Failover{"node1", "node2", at(30 * time.Second)}},
+		{"nobody announces now: the latest Event decides",
+			[]observation{n("node2", 0), n("node1", 40*time.Second+100*time.Millisecond)},
+			nil, &Failover{"node2", "node1", at(40*time.Second + 100*time.Millisecond)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := lastFailover(tc.obs, nil, tc.current)

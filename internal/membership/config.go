@@ -19,36 +19,46 @@ import (
 //     first probed within ~ProbeInterval (worst case (n-1)*ProbeInterval from one prober).
 //  2. The probe waits ProbeTimeout for a direct UDP ack, then asks IndirectChecks other members
 //     to ping it and tries a TCP ping, until the end of that ProbeInterval. No ack: suspect.
-//  3. A suspect is declared dead when its suspicion timer fires. The timer is
-//     SuspicionMult * max(1, log10(max(1, n))) * ProbeInterval (the floor of 1 holds for n < 10),
-//     stretched up to SuspicionMaxTimeoutMult times while waiting for SuspicionMult-2
-//     independent confirmations; with SuspicionMult 2 no confirmation is expected, so the timer
-//     is exactly the minimum.
+//  3. A suspect is declared dead when its suspicion timer fires. The timer starts at
+//     SuspicionMaxTimeoutMult (6) times its minimum, SuspicionMult * max(1, log10(max(1, n))) *
+//     ProbeInterval (the floor of 1 holds for n < 10), and shrinks to the minimum as
+//     SuspicionMult-2 independent confirmations arrive (other members suspecting the same node);
+//     when fewer than that many other members exist (n-2 < SuspicionMult-2) none is expected
+//     and the timer is the minimum.
 //  4. The dead message is gossiped every GossipInterval.
 //
-// With the defaults and n < 10: ~100ms until probed + 100ms probe + 200ms suspicion + <=50ms
-// gossip ~= 450ms worst case on a quiet LAN; with 100 members the suspicion grows to 400ms.
-// Measured on loopback with 3 members (TestFailureDetection, -race, 4x5 runs): median
-// 0.35-0.45s, all runs 0.35-0.46s.
+// SuspicionMult is 3 (it was 2): a dead node is suspected by every member, so with three or more
+// members the one confirmation arrives within a probe round or two and the timer is its 300ms
+// minimum; with two members none is expected and it is 300ms too. A live node suspected by one
+// member alone — that member starved of CPU, or a stale rumour merged after a partition heals —
+// is not confirmed, and has up to 1.8s to refute instead of 200ms. Measured: with multiplier 2
+// the e2e lab's speakers, on a machine at load average 12-16 on 2 cores, declared live peers
+// dead every few minutes and two MACs answered; with 3 the same lab failed over in a median of
+// about 0.5s instead of 0.4s (docs/performance.md, "L2 failover"). The price: a second node
+// dying while a first one is still remembered (memberlist keeps dead nodes for 30s) may find no
+// confirmer and take up to 1.8s to be declared dead.
+//
+// With the defaults and n < 10: ~100ms until probed + 100ms probe + ~300ms suspicion + <=50ms
+// gossip ~= 550ms on a quiet LAN; with 100 members the suspicion grows to 600ms.
 //
 // Why this gives no false positives under normal load: a LAN round trip is well under a
 // millisecond, so a live node answers the 50ms direct probe with two orders of magnitude to
-// spare, and a suspected live node has the 200ms suspicion window, i.e. four gossip rounds, to
-// hear the suspicion and refute it. memberlist's awareness (a node that itself misses acks
+// spare, and a suspected live node has at least the 300ms suspicion window, six gossip rounds,
+// to hear the suspicion and refute it. memberlist's awareness (a node that itself misses acks
 // stretches its own probe timers up to 8x) protects against an overloaded prober declaring
 // healthy peers dead.
 const (
 	DefaultBindPort          = 7946
 	DefaultProbeInterval     = 100 * time.Millisecond
 	DefaultProbeTimeout      = 50 * time.Millisecond
-	DefaultSuspicionMult     = 2
+	DefaultSuspicionMult     = 3
 	DefaultIndirectChecks    = 2
 	DefaultGossipInterval    = 50 * time.Millisecond
 	DefaultRetransmitMult    = 3
 	DefaultJoinRetryInterval = 2 * time.Second
 	DefaultLeaveTimeout      = time.Second
 	DefaultTCPTimeout        = 2 * time.Second
-	DefaultReconnectInterval = time.Second
+	DefaultReconnectInterval = 250 * time.Millisecond
 	DefaultReconnectTimeout  = time.Hour
 )
 

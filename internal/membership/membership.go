@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,6 +56,10 @@ type Membership struct {
 	members map[string]struct{}    // alive node names, maintained by the event delegate
 	// failed holds the members seen leaving or failing, by name, for reconnectLoop.
 	failed map[string]failedMember
+	// refutes counts the suspicions and death declarations of this member that it refuted.
+	refutes atomic.Uint64
+	// unconfirmed holds when this member declared others dead with no confirmation, by name.
+	unconfirmed map[string]time.Time
 }
 
 type failedMember struct {
@@ -81,6 +87,8 @@ func New(cfg Config, log logr.Logger, reg prometheus.Registerer) (*Membership, e
 		changes: make(chan struct{}, 1),
 		members: map[string]struct{}{},
 		failed:  map[string]failedMember{},
+
+		unconfirmed: map[string]time.Time{},
 	}
 	for _, e := range []eventType{eventJoin, eventLeave, eventUpdate} {
 		m.events.WithLabelValues(e.String())
@@ -110,7 +118,7 @@ func (m *Membership) Start(ctx context.Context) error {
 
 	mc := m.cfg.memberlistConfig()
 	mc.Events = (*eventDelegate)(m)
-	mc.Logger = log.New(&logWriter{log: m.log}, "", 0)
+	mc.Logger = log.New(&logWriter{log: m.log, refuted: m.refuted, unconfirmed: m.deathUnconfirmed}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start membership on %s:%d: %w", mc.BindAddr, mc.BindPort, err)
@@ -204,9 +212,19 @@ func (m *Membership) tryJoin(ctx context.Context, ml *memberlist.Memberlist, sel
 // learns it was declared dead and refutes it, and both sides see each other alive again within
 // about one interval of the link returning, instead of after memberlist's gossip-to-the-dead
 // window.
+//
+// Each address has its own attempts, not waiting for the others: a Join to an unreachable
+// address takes up to TCPTimeout (its SYNs vanish), and a node cut off from the LAN keeps
+// answering for the VIPs it took while alone until it has merged again, so the attempt that
+// finds the link back must not wait for a batch to finish. At most two attempts per address
+// are in flight; a new one starts every interval while fewer are.
 func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	t := time.NewTicker(m.cfg.ReconnectInterval)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	inFlight := map[string]int{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -223,14 +241,22 @@ func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlis
 			addrs = append(addrs, f.addr)
 		}
 		m.mu.Unlock()
-		if len(addrs) == 0 {
-			continue
-		}
-		// One Join per address, all at once: a Join dials its addresses one after another, so
-		// a few vanished nodes (each a TCPTimeout) would delay merging with one that is back.
-		var wg sync.WaitGroup
 		for _, addr := range addrs {
+			mu.Lock()
+			busy := inFlight[addr] >= 2
+			if !busy {
+				inFlight[addr]++
+			}
+			mu.Unlock()
+			if busy {
+				continue
+			}
 			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					inFlight[addr]--
+					mu.Unlock()
+				}()
 				if n, err := ml.Join([]string{addr}); n > 0 {
 					m.log.Info("Reconnected to a failed member", "address", addr)
 				} else {
@@ -238,7 +264,6 @@ func (m *Membership) reconnectLoop(ctx context.Context, ml *memberlist.Memberlis
 				}
 			})
 		}
-		wg.Wait()
 	}
 }
 
@@ -325,8 +350,47 @@ func (m *Membership) event(e eventType, n *memberlist.Node) {
 	m.notify()
 }
 
+// UnconfirmedDeath reports when this member last declared name dead on its own suspicion
+// timeout with no other member confirming the suspicion. memberlist says so only in its log
+// ("Marking X as failed, suspect timeout reached (0 peer confirmations)", v0.7.0 state.go). With
+// three or more members a dead node is suspected by every survivor, so its death comes confirmed
+// (or as another member's dead message); an unconfirmed one means nobody else could tell — most
+// likely this member is the one cut off.
+func (m *Membership) UnconfirmedDeath(name string) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at, ok := m.unconfirmed[name]
+	return at, ok
+}
+
+func (m *Membership) deathUnconfirmed(name string) {
+	m.mu.Lock()
+	m.unconfirmed[name] = time.Now()
+	m.mu.Unlock()
+}
+
+// Refutes counts the times other members suspected this one, or declared it dead, and it
+// refuted them. Each may mean that the others took this node's VIPs for a while (a partition
+// that healed before this side declared anyone dead, so no member "came back" here), so the
+// speaker announces its VIPs again when the count moves. Changes signals it.
+func (m *Membership) Refutes() uint64 { return m.refutes.Load() }
+
+func (m *Membership) refuted() {
+	m.refutes.Add(1)
+	m.notify()
+}
+
 // logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into structured log entries.
-type logWriter struct{ log logr.Logger }
+// memberlist tells a refutation only in its log ("Refuting a suspect message", "Refuting a dead
+// message", v0.7.0 state.go); refuted is called for those.
+type logWriter struct {
+	log         logr.Logger
+	refuted     func()
+	unconfirmed func(name string) // a member declared dead with 0 peer confirmations
+}
+
+// unconfirmedDeath matches memberlist's line for a suspicion that timed out unconfirmed.
+var unconfirmedDeath = regexp.MustCompile(`^Marking (\S+) as failed, suspect timeout reached \(0 peer confirmations\)`)
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
@@ -336,6 +400,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		level, rest = "", line
 	}
 	rest = strings.TrimPrefix(rest, "memberlist: ")
+	if w.refuted != nil && strings.HasPrefix(rest, "Refuting a ") {
+		w.refuted()
+	}
+	if m := unconfirmedDeath.FindStringSubmatch(rest); m != nil && w.unconfirmed != nil {
+		w.unconfirmed(m[1])
+	}
 	switch level {
 	case "ERR", "ERROR":
 		w.log.Error(nil, rest)

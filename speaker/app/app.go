@@ -81,6 +81,9 @@ type Config struct {
 	AnnounceRefresh time.Duration
 	// StartupGrace is how long a speaker alone in memberlist waits before announcing. Default 3s.
 	StartupGrace time.Duration
+	// L2Settle is how long a speaker waits before answering for a VIP it wins from a live owner
+	// (break before make: the old owner stops first). Default 1s.
+	L2Settle time.Duration
 	// Registry receives the metrics. Default controller-runtime's registry, which the metrics
 	// server serves.
 	Registry prometheus.Registerer
@@ -255,6 +258,7 @@ func Run(ctx context.Context, cfg Config, rc *rest.Config) error {
 		Metrics:          am,
 		Log:              log.WithName("l2"),
 		StartupGrace:     cfg.StartupGrace,
+		Settle:           cfg.L2Settle,
 	}
 	if err := ps.add(mgr, "l2", ann); err != nil {
 		return err

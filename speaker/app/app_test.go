@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,7 +367,9 @@ func TestOneOwnerAndFailover(t *testing.T) {
 }
 
 // TestLocalFollowsEndpoints: with externalTrafficPolicy Local only the node with the endpoint
-// answers, and when the endpoint moves, so does the VIP.
+// answers, and when the endpoint moves, so does the VIP — break before make: the old owner,
+// still live, stops before the new one answers (l2announce settle), so both never answer at
+// once, however their caches' order of seeing the move.
 func TestLocalFollowsEndpoints(t *testing.T) {
 	ns, err := env.Namespace(context.Background(), "l2local")
 	if err != nil {
@@ -383,6 +386,32 @@ func TestLocalFollowsEndpoints(t *testing.T) {
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "web-1"}, &eps); err != nil {
 		t.Fatal(err)
 	}
+	// Sample who answers every millisecond through the move.
+	var both atomic.Bool
+	var gap atomic.Int64 // the longest time nobody answered, in ms
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var since time.Time
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			switch o := owners(sa, sb); len(o) {
+			case 2:
+				both.Store(true)
+			case 0:
+				if since.IsZero() {
+					since = time.Now()
+				}
+				gap.Store(max(gap.Load(), time.Since(since).Milliseconds()))
+			default:
+				since = time.Time{}
+			}
+		}
+	}()
 	eps.Endpoints[0].NodeName = ptr.To(b)
 	if err := env.Client.Update(context.Background(), &eps); err != nil {
 		t.Fatal(err)
@@ -392,6 +421,12 @@ func TestLocalFollowsEndpoints(t *testing.T) {
 		st := statuses(t, ns)
 		return slices.Equal(o, []string{b}) && slices.Equal(st, []string{b + ":eth0:" + ns + "/web"}), fmt.Sprintf("owners %v statuses %v", o, st)
 	})
+	close(stop)
+	<-sampled
+	t.Logf("the move left the VIP unanswered for %dms (the settle, 1s by default)", gap.Load())
+	if both.Load() {
+		t.Errorf("both %s and %s answered at once during the move", a, b)
+	}
 }
 
 // TestNoInterfaceWarns: an L2Advertisement naming an interface the node does not have leaves

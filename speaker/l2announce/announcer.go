@@ -1,10 +1,13 @@
 package l2announce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +46,20 @@ type Members interface {
 	Members() []string
 	// Changes signals (coalesced) that Members may have changed.
 	Changes() <-chan struct{}
+}
+
+// Refuter is implemented by Members that count the times this node refuted a suspicion or
+// death declaration (internal/membership does). When the count moves the announcer announces
+// its VIPs again: the others may have taken them meanwhile without this node ever seeing a
+// member leave and come back (a short partition), and the LAN learnt their MACs.
+type Refuter interface {
+	Refutes() uint64
+}
+
+// Confirmer is implemented by Members that know when this node declared a member dead without
+// any other member confirming the suspicion (internal/membership does). See unconfirmedHold.
+type Confirmer interface {
+	UnconfirmedDeath(name string) (time.Time, bool)
 }
 
 // Responder answers for the owned VIPs on one interface (speaker/l2 implements it).
@@ -100,20 +117,33 @@ type Announcer struct {
 	StartupGrace time.Duration
 	// Resync is the period of an unconditional sync (new interfaces, lost writes). Default 30s.
 	Resync time.Duration
+	// Settle is how long this node waits before answering for a VIP it wins from an owner that
+	// is still live (a Service or endpoint change moved it, or its home came back), so that the
+	// old owner, whose view may lag by a moment, has stopped first: two MACs never answer. A VIP
+	// whose owner is gone is taken at once. See settle.go. Default 1s.
+	Settle time.Duration
 
-	mu         sync.Mutex // guards responders against stopAll
-	responders map[string]*runningResponder
-	failures   map[string]failure                 // interfaces whose responder failed, not restarted before at
-	eligible   []ifaces.Link                      // at the last successful listing
-	created    map[types.NamespacedName]time.Time // ServiceL2Status we created, by Service
-	kick       func()                             // wakes the sync loop
-	announced  map[ifaceIP]bool
-	owned      map[string]VIP // by key, this node's VIPs at the last sync
-	lastConfig *config.Config
-	lastLive   map[string]bool // members at the last sync
-	everLive   map[string]bool // members seen alive since Start
-	events     *rate.Limiter
-	wg         sync.WaitGroup
+	mu          sync.Mutex // guards responders against stopAll
+	responders  map[string]*runningResponder
+	failures    map[string]failure                 // interfaces whose responder failed, not restarted before at
+	eligible    []ifaces.Link                      // at the last successful listing
+	created     map[types.NamespacedName]time.Time // ServiceL2Status we created, by Service
+	kick        func()                             // wakes the sync loop
+	announced   map[ifaceIP]bool
+	owned       map[string]VIP // by key, this node's VIPs at the last sync
+	lastConfig  *config.Config
+	lastLive    map[string]bool     // members at the last sync
+	refutes     uint64              // Refuter's count at the last sync
+	lastOwners  map[string]string   // VIP key -> owner in the last plan
+	pending     map[string]takeover // VIPs won from a live owner, waiting for Settle
+	heldFrom    map[string]string   // VIPs held back from an owner declared dead unconfirmed, by key
+	healUntil   time.Time           // after a heal, healKeep counts as live until then
+	healKeep    map[string]bool
+	cutOffSince time.Time       // when this speaker began to see fewer than half of the speakers; zero: it does not
+	wake        time.Time       // when the next sync is due without a change (settle, heal, status grace); zero: none
+	everLive    map[string]bool // members seen alive since Start
+	events      *rate.Limiter
+	wg          sync.WaitGroup
 }
 
 // failure holds back restarting a failed responder: an interface that cannot be answered on
@@ -155,6 +185,9 @@ func (a *Announcer) Start(ctx context.Context) error {
 	if a.Resync == 0 {
 		a.Resync = defaultResync
 	}
+	if a.Settle == 0 {
+		a.Settle = defaultSettle
+	}
 	if a.ExcludedPrefixes == nil {
 		a.ExcludedPrefixes = ifaces.DefaultExcludedPrefixes
 	}
@@ -164,6 +197,9 @@ func (a *Announcer) Start(ctx context.Context) error {
 	a.announced = map[ifaceIP]bool{}
 	a.owned = map[string]VIP{}
 	a.everLive = map[string]bool{}
+	a.lastOwners = map[string]string{}
+	a.pending = map[string]takeover{}
+	a.heldFrom = map[string]string{}
 	a.events = rate.NewLimiter(eventPerSec, eventBurst)
 
 	trigger := make(chan struct{}, 1)
@@ -231,7 +267,11 @@ func (a *Announcer) Start(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		if d, ok := a.nextRestart(); ok {
+		d, ok := a.nextRestart()
+		if !a.wake.IsZero() && (!ok || time.Until(a.wake) < d) {
+			d, ok = max(time.Until(a.wake), 0), true
+		}
+		if ok {
 			retry.Reset(d)
 		}
 	}
@@ -258,9 +298,19 @@ func (a *Announcer) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.wake = time.Time{}
 	in := Input{Config: cfg, LBClass: a.LBClass, Live: map[string]bool{}}
 	for _, m := range a.Members.Members() {
 		in.Live[m] = true
+	}
+	now := time.Now()
+	if keep := healKeep(a.lastLive, in.Live, a.everLive); keep != nil {
+		if now.Before(a.healUntil) {
+			for m := range a.healKeep {
+				keep[m] = true
+			}
+		}
+		a.healKeep, a.healUntil = keep, now.Add(healHold)
 	}
 	for m := range in.Live {
 		if a.everLive[m] && !a.lastLive[m] {
@@ -273,6 +323,21 @@ func (a *Announcer) sync(ctx context.Context) error {
 		a.everLive[m] = true
 	}
 	a.lastLive = in.Live
+	if r, ok := a.Members.(Refuter); ok {
+		if n := r.Refutes(); n != a.refutes {
+			a.refutes = n
+			clear(a.announced) // see Refuter
+		}
+	}
+	if now.Before(a.healUntil) {
+		// See healKeep: members missing from the view right after a heal are most likely
+		// back too, or never left; their VIPs stay theirs until healHold has passed.
+		in.Live = maps.Clone(in.Live)
+		for m := range a.healKeep {
+			in.Live[m] = true
+		}
+		a.wakeAt(a.healUntil)
+	}
 	var svcs corev1.ServiceList
 	var eps discoveryv1.EndpointSliceList
 	var nodes corev1.NodeList
@@ -293,11 +358,15 @@ func (a *Announcer) sync(ctx context.Context) error {
 	}
 	eligible := a.eligible
 
+	won, err := a.settle(ctx, plan, in)
+	if err != nil {
+		return err
+	}
 	mine := map[string]VIP{}
 	perIface := map[string][]netip.Addr{}
 	where := map[string][]string{} // VIP key -> interfaces answered on
 	for _, v := range plan {
-		if v.Owner != a.NodeName {
+		if !won[v.Key] {
 			continue
 		}
 		mine[v.Key] = v
@@ -316,6 +385,118 @@ func (a *Announcer) sync(ctx context.Context) error {
 		return fmt.Errorf("list interfaces: %w", linkErr)
 	}
 	return a.writeStatuses(ctx, mine, where, in.Live, plan)
+}
+
+// settle returns the VIPs this node answers for now: those of the plan it owns, less the ones
+// newly won from a live owner whose Settle has not passed yet (break before make, settle.go).
+func (a *Announcer) settle(ctx context.Context, plan []VIP, in Input) (map[string]bool, error) {
+	up := map[string]bool{}
+	for i := range in.Nodes {
+		if n := &in.Nodes[i]; in.Live[n.Name] && !networkUnavailable(n) {
+			up[n.Name] = true
+		}
+	}
+	out := map[string]bool{}
+	won := map[string]string{}
+	var statusOf map[types.NamespacedName]string // Service -> node of its ServiceL2Status, read if needed
+	for _, v := range plan {
+		if v.Owner != a.NodeName {
+			continue
+		}
+		if _, had := a.owned[v.Key]; had {
+			out[v.Key] = true
+			continue
+		}
+		from, known := a.lastOwners[v.Key]
+		if !known && statusOf == nil {
+			// Not in our last plan (this speaker just started, or the VIP is new): the status
+			// objects tell who answers now, if anyone.
+			var list v1beta1.ServiceL2StatusList
+			if err := a.Client.List(ctx, &list, client.InNamespace(a.Namespace)); err != nil {
+				return nil, fmt.Errorf("list ServiceL2Status in %s: %w", a.Namespace, err)
+			}
+			statusOf = map[types.NamespacedName]string{}
+			for _, st := range list.Items {
+				if node := st.Status.Node; node != "" && node != a.NodeName {
+					statusOf[types.NamespacedName{Namespace: st.Status.ServiceNamespace, Name: st.Status.ServiceName}] = node
+				}
+			}
+		}
+		if !known {
+			for _, s := range v.Services {
+				from = cmp.Or(from, statusOf[s])
+			}
+		}
+		if from == a.NodeName {
+			from = "" // pending since an earlier sync: admit remembers whom it is won from
+		}
+		won[v.Key] = from
+	}
+	waiting := maps.Clone(a.pending)
+	now := time.Now()
+	take, next := admit(now, won, up, a.pending, a.Settle)
+	nodes := map[string]bool{}
+	for i := range in.Nodes {
+		nodes[in.Nodes[i].Name] = true
+	}
+	if cutOff(a.lastLive, a.everLive, nodes) {
+		if a.cutOffSince.IsZero() {
+			a.cutOffSince = now
+			a.Log.Info("Sees fewer than half of the speakers it has seen; taking over nothing new for a while", "live", len(a.lastLive), "hold", cutOffHold)
+		}
+		if until := a.cutOffSince.Add(cutOffHold); now.Before(until) && len(take) > 0 {
+			a.wakeAt(until)
+			take = nil
+		}
+	} else {
+		a.cutOffSince = time.Time{}
+	}
+	for key := range a.heldFrom {
+		if _, ok := won[key]; !ok {
+			delete(a.heldFrom, key)
+		}
+	}
+	if c, ok := a.Members.(Confirmer); ok {
+		take = slices.DeleteFunc(take, func(key string) bool {
+			// Held since an earlier sync, the plan's last owner is this node: remember whom.
+			from := cmp.Or(won[key], a.heldFrom[key])
+			if from == "" {
+				return false
+			}
+			at, died := c.UnconfirmedDeath(from)
+			hold, until := unconfirmedHold(known(a.everLive, nodes), at, died, now)
+			if hold {
+				a.heldFrom[key] = from
+				a.wakeAt(until)
+			} else {
+				delete(a.heldFrom, key)
+			}
+			return hold
+		})
+	}
+	for _, k := range take {
+		out[k] = true
+	}
+	for key, p := range a.pending {
+		if _, was := waiting[key]; !was {
+			a.Log.Info("Won from a live owner; waiting for it to stop before announcing", "vip", key, "owner", p.from, "settle", a.Settle)
+		}
+	}
+	if next > 0 {
+		a.wakeAt(time.Now().Add(next))
+	}
+	clear(a.lastOwners)
+	for _, v := range plan {
+		a.lastOwners[v.Key] = v.Owner
+	}
+	return out, nil
+}
+
+// wakeAt makes the loop sync again at t at the latest.
+func (a *Announcer) wakeAt(t time.Time) {
+	if a.wake.IsZero() || t.Before(a.wake) {
+		a.wake = t
+	}
 }
 
 // config compiles the configuration. An invalid configuration keeps the last valid one in

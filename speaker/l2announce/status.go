@@ -26,7 +26,11 @@ import (
 
 // createdGrace is how long a ServiceL2Status this speaker created counts as existing while the
 // cache has not shown it yet; without it a sync right after the create would create another.
-const createdGrace = 10 * time.Second
+// The cache normally shows it within milliseconds. If another speaker deleted it before our
+// cache saw it (a partition where both sides kept the API), the loop wakes when the grace ends
+// and creates it again, instead of waiting for the next change or the resync. A grace too short
+// for a slow cache costs a duplicate object, which the next sync deletes.
+const createdGrace = 2 * time.Second
 
 // writeStatuses makes the ServiceL2Status objects match mine; where names the interfaces. Other
 // nodes' objects are deleted only when that node is not live: a live node removes its own when
@@ -94,6 +98,7 @@ func (a *Announcer) writeStatuses(ctx context.Context, mine map[string]VIP, wher
 			continue
 		}
 		if at, ok := a.created[svc]; ok && time.Since(at) < createdGrace {
+			a.wakeAt(at.Add(createdGrace))
 			continue // created by us a moment ago; the cache has not caught up
 		}
 		st := &v1beta1.ServiceL2Status{ObjectMeta: metav1.ObjectMeta{
