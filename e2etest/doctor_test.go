@@ -328,7 +328,10 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("during the outage %s answers, want %s still (the fault the doctor reported)", got, from)
 		}
 		restore()
-		testenv.Eventually(t, 60*time.Second, "the speakers catch up and the doctor is content", func() (bool, string) {
+		// client-go's reflectors retry a failed list or watch with a back-off of up to 30 s
+		// times a jitter of up to 2 (reset only after 2 minutes without failure): a speaker
+		// may be that long in noticing the API is back.
+		testenv.Eventually(t, 2*time.Minute, "the speakers catch up and the doctor is content", func() (bool, string) {
 			out, _ := cliInRoot(t, bin, "doctor", "--cluster-only", "-o", "json")
 			var r doctor.Report
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
