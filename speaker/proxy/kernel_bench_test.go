@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"github.com/ironlb/ironlb/speaker/proxy/conntrack"
 	"github.com/ironlb/ironlb/speaker/proxy/healthcheck"
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 	"github.com/ironlb/ironlb/speaker/proxy/nftnl"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
 	"github.com/ironlb/ironlb/speaker/proxy/svcports"
@@ -42,7 +41,7 @@ func BenchmarkKernelFullSync10k(b *testing.B) {
 		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
 	for _, mode := range []string{"first", "in-place"} {
 		b.Run(mode, func(b *testing.B) {
-			h := kernelNS(b, "ilbt-proxy-bench")
+			h := kerneltest.NS(b, "ilbt-proxy-bench")
 			err := h.Do(func() error {
 				nft, err := knftables.New(knftables.IPv4Family, rules.TableName)
 				if err != nil {
@@ -68,13 +67,13 @@ func BenchmarkKernelFullSync10k(b *testing.B) {
 						}
 						b.StartTimer()
 					}
-					start, cpu0 := time.Now(), cpuTime()
+					start, cpu0 := time.Now(), kerneltest.CPUTime()
 					if err := sync(); err != nil {
 						return err
 					}
-					rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+					rounds, cpus = append(rounds, time.Since(start)), append(cpus, kerneltest.CPUTime()-cpu0)
 				}
-				reportMedians(b, rounds, cpus)
+				kerneltest.ReportMedians(b, rounds, cpus)
 				return nil
 			})
 			if err != nil {
@@ -111,15 +110,6 @@ func benchPorts(n, eps int) []rules.ServicePort {
 	return ports
 }
 
-// cpuTime is the CPU time used so far by this process and its waited-for children.
-func cpuTime() time.Duration {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
-	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
-}
-
 // BenchmarkKernelSyncOneChange10k times what the speaker does for one changed EndpointSlice
 // when 10k LoadBalancer Services x 10 endpoints are programmed: list both kinds from the
 // cache, convert them (svcports), a partial sync per family with the real nft in a network
@@ -144,7 +134,7 @@ func BenchmarkKernelSyncOneChange10k(b *testing.B) {
 		cache.svcs.Items = append(cache.svcs.Items, svc)
 		cache.eps.Items = append(cache.eps.Items, benchSlice(name, i, 0))
 	}
-	h := kernelNS(b, "ilbt-proxy-bench")
+	h := kerneltest.NS(b, "ilbt-proxy-bench")
 	err := h.Do(func() error {
 		p := &Proxier{Reader: cache, Node: "node-0", ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
 			NodeIPs:   func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.168.0.10")}, nil },
@@ -172,16 +162,16 @@ func BenchmarkKernelSyncOneChange10k(b *testing.B) {
 			round++
 			k := (round * 7919) % n
 			cache.eps.Items[k] = benchSlice(cache.svcs.Items[k].Name, k, round)
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), kerneltest.CPUTime()
 			if err := p.sync(ctx, fams, false); err != nil {
 				return err
 			}
-			rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+			rounds, cpus = append(rounds, time.Since(start)), append(cpus, kerneltest.CPUTime()-cpu0)
 			if fams[0].state == nil {
 				return fmt.Errorf("round %d: sync lost its state", round)
 			}
 		}
-		reportMedians(b, rounds, cpus)
+		kerneltest.ReportMedians(b, rounds, cpus)
 		return nil
 	})
 	if err != nil {
@@ -229,19 +219,6 @@ func (c *listCache) List(_ context.Context, list client.ObjectList, _ ...client.
 		return fmt.Errorf("listCache: cannot list %T", list)
 	}
 	return nil
-}
-
-// reportMedians reports the median wall and CPU time of the rounds.
-func reportMedians(b *testing.B, rounds, cpus []time.Duration) {
-	med := func(d []time.Duration) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[len(s)/2].Microseconds()) / 1000
-	}
-	if len(rounds) > 0 {
-		b.ReportMetric(med(rounds), "median-ms/op")
-		b.ReportMetric(med(cpus), "median-cpu-ms/op")
-	}
 }
 
 // noCleaner and noHealth stand in for conntrack and the health-check server: the benchmark's

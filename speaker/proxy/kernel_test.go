@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/knftables"
 
-	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 	"github.com/ironlb/ironlb/speaker/proxy/nftnl"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
 )
@@ -76,7 +74,7 @@ func kernelConfig(fam knftables.Family) rules.Config {
 // sessionAffinity memory), over a table whose layout nft cannot update in place, and followed
 // by a partial sync.
 func TestKernelFullSyncInParts(t *testing.T) {
-	h := kernelNS(t, "ilbt-proxy-full")
+	h := kerneltest.NS(t, "ilbt-proxy-full")
 	err := h.Do(func() error {
 		ctx := context.Background()
 		for _, fam := range []knftables.Family{knftables.IPv4Family, knftables.IPv6Family} {
@@ -99,16 +97,16 @@ func TestKernelFullSyncInParts(t *testing.T) {
 				if err := ref.Run(ctx, tx); err != nil {
 					return fmt.Errorf("%s %s: reference load: %w", fam, step, err)
 				}
-				got, err := kernelTable(fam, rules.TableName)
+				got, err := kerneltest.Table(fam, rules.TableName)
 				if err != nil {
 					return err
 				}
-				want, err := kernelTable(fam, "reference")
+				want, err := kerneltest.Table(fam, "reference")
 				if err != nil {
 					return err
 				}
 				if got != want {
-					return fmt.Errorf("%s %s: table differs from nft's load of the same Services:\n%s", fam, step, lineDiff(want, got))
+					return fmt.Errorf("%s %s: table differs from nft's load of the same Services:\n%s", fam, step, kerneltest.LineDiff(want, got))
 				}
 				return nil
 			}
@@ -224,89 +222,4 @@ func affinitySet(fam knftables.Family, ep string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no affinity set for %s in %s table %s", ep, fam, rules.TableName)
-}
-
-// kernelNS creates a network namespace and returns a Host whose Do runs code (and the nft
-// processes it starts) inside it.
-func kernelNS(t testing.TB, name string) *lab.Host {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed (Debian package nftables)")
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run() // a killed run's leftover
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return &lab.Host{Name: name}
-}
-
-// kernelTable lists a table with `nft -j` and returns it normalized, one object a line:
-// handles and the table's name dropped, elements sorted, objects sorted by kind and name,
-// rules kept in chain order.
-func kernelTable(fam knftables.Family, table string) (string, error) {
-	out, err := exec.Command("nft", "-j", "list", "table", string(fam), table).Output()
-	if err != nil {
-		return "", fmt.Errorf("nft list table %s %s: %w", fam, table, err)
-	}
-	var doc struct {
-		Nftables []map[string]map[string]any `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return "", err
-	}
-	type line struct{ sort, text string }
-	var lines []line
-	for _, obj := range doc.Nftables {
-		for kind, v := range obj {
-			if kind == "metainfo" || kind == "table" {
-				continue
-			}
-			delete(v, "handle")
-			delete(v, "table")
-			if el, ok := v["elem"].([]any); ok {
-				slices.SortFunc(el, func(a, b any) int { return strings.Compare(jsonText(a), jsonText(b)) })
-			}
-			name, _ := v["name"].(string)
-			if kind == "rule" {
-				name, _ = v["chain"].(string)
-			}
-			lines = append(lines, line{kind + " " + name, kind + " " + jsonText(v)})
-		}
-	}
-	slices.SortStableFunc(lines, func(a, b line) int { return strings.Compare(a.sort, b.sort) })
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		b.WriteString("\n")
-	}
-	return b.String(), nil
-}
-
-func jsonText(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-// lineDiff lists the lines only in want ("-") or only in got ("+").
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for _, l := range wl {
-		if !slices.Contains(gl, l) {
-			b.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range gl {
-		if !slices.Contains(wl, l) {
-			b.WriteString("+ " + l + "\n")
-		}
-	}
-	if b.Len() == 0 {
-		return "(same lines, different order)"
-	}
-	return b.String()
 }

@@ -2,7 +2,6 @@ package nftnl
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
-	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 	"github.com/ironlb/ironlb/speaker/proxy/rules"
 )
 
@@ -19,19 +18,7 @@ import (
 // batch; a batch with a refused part (a set that does not exist) changes nothing, and one
 // refused in thousands of messages reports the kernel's cause.
 func TestWriter(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed (Debian package nftables)")
-	}
-	const ns = "ilbt-nftnl"
-	_ = exec.Command("ip", "netns", "del", ns).Run() // a killed run's leftover
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	h := &lab.Host{Name: ns}
+	h := kerneltest.NS(t, "ilbt-nftnl")
 	nft := func(args ...string) string {
 		t.Helper()
 		var out []byte

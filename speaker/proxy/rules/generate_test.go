@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -65,7 +67,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("read golden file (run with -update to create it): %v", err)
 			}
 			if got != string(want) {
-				t.Errorf("ruleset differs from %s (run with -update and review the diff):\n%s", path, lineDiff(string(want), got))
+				t.Errorf("ruleset differs from %s (run with -update and review the diff):\n%s", path, kerneltest.LineDiff(string(want), got))
 			}
 		})
 	}
@@ -234,24 +236,4 @@ func BenchmarkPartialOneChange(b *testing.B) {
 		ops = tx.NumOperations()
 	}
 	b.ReportMetric(float64(ops), "nft-ops")
-}
-
-// lineDiff lists the lines only in want ("-") or only in got ("+").
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for _, l := range wl {
-		if !slices.Contains(gl, l) {
-			b.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range gl {
-		if !slices.Contains(wl, l) {
-			b.WriteString("+ " + l + "\n")
-		}
-	}
-	if b.Len() == 0 {
-		return "(same lines, different order)"
-	}
-	return b.String()
 }

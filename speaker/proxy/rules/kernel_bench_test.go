@@ -6,11 +6,12 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 )
 
 // Kernel benchmarks: the real nft in a network namespace of their own, as the speaker runs
@@ -25,7 +26,7 @@ func BenchmarkKernelPartial10k(b *testing.B) { benchKernelPartial(b, 10_000) }
 // benchKernelPartial programs n Services x 10 endpoints, then times partial syncs that each
 // move one endpoint of one Service: generation, diff and the nft run.
 func benchKernelPartial(b *testing.B, n int) {
-	h := kernelNS(b, "ilbt-nft-bench")
+	h := kerneltest.NS(b, "ilbt-nft-bench")
 	ports := benchPorts(n, 10)
 	cfg := testConfig(knftables.IPv4Family)
 	cfg.Node = "node-0"
@@ -47,7 +48,7 @@ func benchKernelPartial(b *testing.B, n int) {
 		b.ResetTimer()
 		i := 0
 		for b.Loop() {
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), kerneltest.CPUTime()
 			changed := slices.Clone(ports)
 			k := (i * 7919) % n // a different Service each round
 			changed[k].Endpoints = slices.Clone(changed[k].Endpoints)
@@ -60,10 +61,10 @@ func benchKernelPartial(b *testing.B, n int) {
 				return fmt.Errorf("partial sync: %w", err)
 			}
 			ports = changed
-			rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+			rounds, cpus = append(rounds, time.Since(start)), append(cpus, kerneltest.CPUTime()-cpu0)
 			i++
 		}
-		reportMedian(b, rounds, cpus)
+		kerneltest.ReportMedians(b, rounds, cpus)
 		return nil
 	})
 	if err != nil {
@@ -83,7 +84,7 @@ func BenchmarkKernelRecreate10k(b *testing.B) {
 	for _, mode := range []string{"first", "recreate"} {
 		inPlace := mode != "first"
 		b.Run(mode, func(b *testing.B) {
-			h := kernelNS(b, "ilbt-nft-bench")
+			h := kerneltest.NS(b, "ilbt-nft-bench")
 			err := h.Do(func() error {
 				ctx := context.Background()
 				var rounds, cpus []time.Duration
@@ -95,7 +96,7 @@ func BenchmarkKernelRecreate10k(b *testing.B) {
 						}
 						b.StartTimer()
 					}
-					start, cpu0 := time.Now(), cpuTime()
+					start, cpu0 := time.Now(), kerneltest.CPUTime()
 					nft, err := knftables.New(knftables.IPv4Family, TableName)
 					if err != nil {
 						return err
@@ -107,9 +108,9 @@ func BenchmarkKernelRecreate10k(b *testing.B) {
 					if err := nft.Run(ctx, tx); err != nil {
 						return fmt.Errorf("full sync: %w", err)
 					}
-					rounds, cpus = append(rounds, time.Since(start)), append(cpus, cpuTime()-cpu0)
+					rounds, cpus = append(rounds, time.Since(start)), append(cpus, kerneltest.CPUTime()-cpu0)
 				}
-				reportMedian(b, rounds, cpus)
+				kerneltest.ReportMedians(b, rounds, cpus)
 				return nil
 			})
 			if err != nil {
@@ -125,28 +126,4 @@ func flushRuleset() error {
 		return fmt.Errorf("nft flush ruleset: %w: %s", err, out)
 	}
 	return nil
-}
-
-// reportMedian reports the median wall time of the rounds and the median CPU time they cost
-// (this process plus the nft processes it ran, user and system): on a shared machine the
-// wall time includes waiting for a CPU, the CPU time does not.
-func reportMedian(b *testing.B, rounds, cpus []time.Duration) {
-	med := func(d []time.Duration) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[len(s)/2].Microseconds()) / 1000
-	}
-	if len(rounds) > 0 {
-		b.ReportMetric(med(rounds), "median-ms/op")
-		b.ReportMetric(med(cpus), "median-cpu-ms/op")
-	}
-}
-
-// cpuTime is the CPU time used so far by this process and its waited-for children.
-func cpuTime() time.Duration {
-	var self, kids syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
-	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
-	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
 }

@@ -2,36 +2,13 @@ package rules
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"slices"
-	"strings"
 	"testing"
 
 	"sigs.k8s.io/knftables"
 
-	"github.com/ironlb/ironlb/e2etest/lab"
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 )
-
-// kernelNS creates a network namespace for the real nft and returns a Host
-// whose Do runs code (and the nft processes it starts) inside it.
-func kernelNS(t testing.TB, name string) *lab.Host {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed (Debian package nftables)")
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run() // a killed run's leftover
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return &lab.Host{Name: name}
-}
 
 // TestKernelPartialEqualsFresh runs random partial syncs against the real
 // kernel, which (unlike the fake) refuses to delete a chain something still
@@ -39,7 +16,7 @@ func kernelNS(t testing.TB, name string) *lab.Host {
 // after each with a fresh load of the same Services into a second table.
 func TestKernelPartialEqualsFresh(t *testing.T) {
 	withMaxPick(t, 2) // changes cross between shared pick chains and own chains
-	h := kernelNS(t, "ilbt-nft-partial")
+	h := kerneltest.NS(t, "ilbt-nft-partial")
 	err := h.Do(func() error {
 		for _, fam := range []knftables.Family{knftables.IPv4Family, knftables.IPv6Family} {
 			nft, err := knftables.New(fam, TableName)
@@ -76,16 +53,16 @@ func TestKernelPartialEqualsFresh(t *testing.T) {
 				if _, err := run(ref, func(tx *knftables.Transaction) (*State, error) { return Recreate(tx, cfg, r.list()) }); err != nil {
 					return fmt.Errorf("%s step %d: fresh sync: %w", fam, i, err)
 				}
-				got, err := kernelTable(fam, TableName)
+				got, err := kerneltest.Table(fam, TableName)
 				if err != nil {
 					return err
 				}
-				want, err := kernelTable(fam, "reference")
+				want, err := kerneltest.Table(fam, "reference")
 				if err != nil {
 					return err
 				}
 				if got != want {
-					return fmt.Errorf("%s step %d: kernel table after partial sync differs from a fresh one:\n%s", fam, i, lineDiff(want, got))
+					return fmt.Errorf("%s step %d: kernel table after partial sync differs from a fresh one:\n%s", fam, i, kerneltest.LineDiff(want, got))
 				}
 			}
 		}
@@ -94,51 +71,4 @@ func TestKernelPartialEqualsFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// kernelTable lists a table with `nft -j` and returns it normalized, one
-// object a line: handles dropped, elements sorted, objects sorted by kind
-// and name, rules kept in chain order.
-func kernelTable(fam knftables.Family, table string) (string, error) {
-	out, err := exec.Command("nft", "-j", "list", "table", string(fam), table).Output()
-	if err != nil {
-		return "", fmt.Errorf("nft list table %s %s: %w", fam, table, err)
-	}
-	var doc struct {
-		Nftables []map[string]map[string]any `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return "", err
-	}
-	type line struct{ sort, text string }
-	var lines []line
-	for _, obj := range doc.Nftables {
-		for kind, v := range obj {
-			if kind == "metainfo" || kind == "table" {
-				continue
-			}
-			delete(v, "handle")
-			delete(v, "table")
-			if el, ok := v["elem"].([]any); ok {
-				slices.SortFunc(el, func(a, b any) int { return strings.Compare(jsonText(a), jsonText(b)) })
-			}
-			name, _ := v["name"].(string)
-			if kind == "rule" {
-				name, _ = v["chain"].(string)
-			}
-			lines = append(lines, line{kind + " " + name, kind + " " + jsonText(v)})
-		}
-	}
-	slices.SortStableFunc(lines, func(a, b line) int { return strings.Compare(a.sort, b.sort) })
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.text)
-		b.WriteString("\n")
-	}
-	return b.String(), nil
-}
-
-func jsonText(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

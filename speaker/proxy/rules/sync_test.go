@@ -12,6 +12,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/speaker/proxy/internal/kerneltest"
 )
 
 // randomPorts makes a Service set that changes at random but keeps hitting
@@ -163,7 +165,7 @@ func TestPartialEqualsFresh(t *testing.T) {
 				st, tx = runTx(t, fake, func(tx *knftables.Transaction) (*State, error) { return Partial(tx, st, cfg, ports) })
 				want := normDump(load(t, cfg, r.list()).Dump())
 				if got := normDump(fake.Dump()); got != want {
-					t.Fatalf("step %d: partial sync differs from a fresh one:\n%s\ntransaction:\n%s", i, lineDiff(want, got), tx)
+					t.Fatalf("step %d: partial sync differs from a fresh one:\n%s\ntransaction:\n%s", i, kerneltest.LineDiff(want, got), tx)
 				}
 				if st.Ports() != countFamily(fam, ports) {
 					t.Fatalf("step %d: state records %d ports, want %d", i, st.Ports(), countFamily(fam, ports))
