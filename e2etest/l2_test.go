@@ -300,6 +300,16 @@ func seedStory(t *testing.T, prefix string) (*l2Lab, string, string) {
 
 // TestL2 is seed 000 on the lab LAN, then what users do next: dual stack, eTP Local, pinning
 // to nodes and interfaces, and losing the owner two ways.
+// dualPool is a dual-stack pool on the lab LAN, given out only on request (the Services
+// name it with metallb.io/address-pool).
+const dualPool = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: dual, namespace: metallb-system}
+spec:
+  addresses: [192.168.50.60-192.168.50.69, "fd00:50::60/124"]
+  autoAssign: false
+`
+
 func TestL2(t *testing.T) {
 	l, ns, ip := seedStory(t, "ilbe2e")
 
@@ -315,13 +325,7 @@ func TestL2(t *testing.T) {
 		if _, err := exec.LookPath("ndisc6"); err != nil {
 			t.Skip("ndisc6 not installed (Debian package ndisc6)")
 		}
-		apply(t, `apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: dual, namespace: metallb-system}
-spec:
-  addresses: [192.168.50.60-192.168.50.69, "fd00:50::60/124"]
-  autoAssign: false
-`)
+		apply(t, dualPool)
 		apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:

@@ -1,9 +1,10 @@
 package e2etest
 
 // Throughput through a VIP against the pod directly, with wrk from the lab client
-// (docs/performance.md, "Proxy core"). Not part of `make test`: run as root with
+// (docs/performance.md, "Proxy core"). A benchmark, so not part of `make test` (`make bench`
+// runs it); alone, as root:
 //
-//	IRONLB_BENCH=1 go test ./e2etest -run TestProxyThroughput -v
+//	go test ./e2etest -run '^$' -bench ProxyThroughput -benchtime 1x -v
 //
 // IP plan (e2etest/lab): client 192.168.50.2, node1 192.168.50.11 with the proxy's table
 // (loaded directly, no speaker), pod 10.244.1.2 behind it serving HTTP on 80; the VIP
@@ -32,14 +33,16 @@ import (
 
 var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
-func TestProxyThroughput(t *testing.T) {
-	if os.Getenv("IRONLB_BENCH") == "" {
-		t.Skip("a benchmark: set IRONLB_BENCH=1 to run it")
+// BenchmarkProxyThroughput measures once, whatever b.N: seven interleaved rounds of 5 s wrk
+// runs per target, reported as medians (req/s, and % of the pod directly).
+func BenchmarkProxyThroughput(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: network namespaces")
 	}
-	needRoot(t)
 	if _, err := exec.LookPath("wrk"); err != nil {
-		t.Skip("wrk not installed (Debian package wrk)")
+		b.Fatal("wrk is required: apt-get install wrk")
 	}
+	t := b
 	ctx := context.Background()
 	l, err := lab.Start(ctx, lab.Config{Prefix: "ilb-proxybench", Nodes: 1, PodsPerNode: 1})
 	if err != nil {
@@ -82,10 +85,10 @@ func TestProxyThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	targets := []struct{ name, url string }{
-		{"VIP (eTP Cluster)", "http://192.168.50.50/"},
-		{"VIP (eTP Local)", "http://192.168.50.51/"},
-		{"pod directly", "http://" + pod.IPv4.String() + "/"},
+	targets := []struct{ name, url, unit string }{
+		{"VIP (eTP Cluster)", "http://192.168.50.50/", "vip-cluster-%-of-pod"},
+		{"VIP (eTP Local)", "http://192.168.50.51/", "vip-local-%-of-pod"},
+		{"pod directly", "http://" + pod.IPv4.String() + "/", "pod-req/s"},
 	}
 	// Keep-alive connections, wrk's default and how HTTP clients talk to a VIP. (With a
 	// connection per request the numbers measure TIME_WAIT and source-port reuse of one
@@ -118,6 +121,11 @@ func TestProxyThroughput(t *testing.T) {
 			med := medianF(rates[tg.name])
 			t.Logf("%s, %s: median %.0f req/s (%.1f%% of the pod directly) over %d wrk runs (-t1 -c16 -d5s): %s",
 				mode.name, tg.name, med, 100*med/direct, runs, fmtRates(rates[tg.name]))
+			if tg.name == "pod directly" {
+				b.ReportMetric(med, tg.unit)
+			} else {
+				b.ReportMetric(100*med/direct, tg.unit)
+			}
 		}
 	}
 }

@@ -399,13 +399,7 @@ spec:
 	t.Run("IPv6: a dual-stack Service's IPv6 VIP reaches all three endpoints, which see a node's address (eTP Cluster)", func(t *testing.T) {
 		// As in the seed subtest, so the IPv6 subtests also run alone (-run 'TestProxy/IPv6').
 		apply(t, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\n")
-		apply(t, `apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: dual, namespace: metallb-system}
-spec:
-  addresses: [192.168.50.60-192.168.50.69, "fd00:50::60/124"]
-  autoAssign: false
-`)
+		apply(t, dualPool)
 		apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:
